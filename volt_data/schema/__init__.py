@@ -7,6 +7,12 @@ checks and proto3-JSON conversion.
 """
 from __future__ import annotations
 
+from volt_data.schema.json_codec import (
+    check_request,
+    message_to_json,
+    message_to_json_text,
+    parse_message,
+)
 from volt_data.schema.methods import (
     METHODS,
     MethodInfo,
@@ -17,6 +23,10 @@ from volt_data.schema.methods import (
 __all__ = [
     "METHODS",
     "MethodInfo",
+    "check_request",
+    "message_to_json",
+    "message_to_json_text",
     "method_attribute_names",
+    "parse_message",
     "resolve_method",
 ]
