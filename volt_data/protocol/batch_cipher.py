@@ -1,0 +1,93 @@
+"""AES-256-CBC decryption of many messages in one cipher call.
+
+A query result arrives as one encrypted frame per row (protocol reference §3.3 for
+v1, §4.3/§4.4 for v2), so decrypting frame by frame spends most of its time
+creating cipher objects and crossing into C once per row. CBC decryption does
+not chain through the cipher: plaintext block ``i`` is ``D(c[i]) XOR c[i-1]``
+(with the IV standing in for ``c[-1]``). So all blocks of all messages can go
+through a single ECB decryptor, and the XOR with the previous ciphertext block
+(or with each message's own IV for its first block) is one numpy operation.
+
+v1 uses one key and IV for every message of a call; v2 uses one key per call and
+a fresh IV per frame. :func:`decrypt_many` accepts either form. Pure functions,
+no I/O.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from cryptography.hazmat.primitives import padding
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from volt_data.errors import ProtocolError
+
+BLOCK = 16
+
+
+def decrypt_many(key: bytes, ivs: Sequence[bytes] | bytes, ciphertexts: Sequence[bytes]) -> list[bytes]:
+    """Decrypt AES-256-CBC + PKCS#7 messages, all under ``key``, in one ECB pass.
+
+    ``ivs`` is either one 16-byte IV shared by every message (v1) or one IV per
+    message (v2). Returns the plaintexts in order. Raises
+    :class:`~volt_data.errors.ProtocolError` ("bad padding") if a ciphertext is
+    empty or not a whole number of blocks, or if its padding does not check.
+    """
+    count = len(ciphertexts)
+    if count == 0:
+        return []
+    lengths = np.fromiter(map(len, ciphertexts), dtype=np.int64, count=count)
+    if (lengths <= 0).any() or (lengths % BLOCK).any():
+        raise ProtocolError("bad padding")
+    shared_iv = isinstance(ivs, (bytes, bytearray, memoryview))
+    if shared_iv:
+        if len(ivs) != BLOCK:
+            raise ProtocolError(f"IV must be {BLOCK} bytes, got {len(ivs)}")
+        iv_blocks = np.frombuffer(bytes(ivs), dtype=np.uint8)
+    else:
+        if len(ivs) != count:
+            raise ValueError(f"{len(ivs)} IVs for {count} ciphertexts")
+        joined_ivs = b"".join(ivs)
+        if len(joined_ivs) != BLOCK * count:
+            raise ProtocolError(f"every IV must be {BLOCK} bytes")
+        iv_blocks = np.frombuffer(joined_ivs, dtype=np.uint8).reshape(count, BLOCK)
+
+    ciphertext = b"".join(ciphertexts)
+    decryptor = Cipher(algorithms.AES(key), modes.ECB()).decryptor()
+    decrypted = decryptor.update(ciphertext) + decryptor.finalize()
+
+    cipher_blocks = np.frombuffer(ciphertext, dtype=np.uint8).reshape(-1, BLOCK)
+    # The block each decrypted block is XORed with: the ciphertext block before it,
+    # except at the start of every message, where it is that message's IV.
+    previous = np.empty_like(cipher_blocks)
+    previous[1:] = cipher_blocks[:-1]
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    previous[starts // BLOCK] = iv_blocks
+    plain_blocks = np.frombuffer(decrypted, dtype=np.uint8).reshape(-1, BLOCK) ^ previous
+
+    # PKCS#7: the last byte n (1..16) says how many trailing bytes equal n.
+    last_blocks = plain_blocks[ends // BLOCK - 1]
+    pad = last_blocks[:, -1].astype(np.int64)
+    if ((pad < 1) | (pad > BLOCK)).any():
+        raise ProtocolError("bad padding")
+    in_padding = np.arange(BLOCK) >= (BLOCK - pad)[:, None]
+    if (in_padding & (last_blocks != pad[:, None].astype(np.uint8))).any():
+        raise ProtocolError("bad padding")
+
+    plain = plain_blocks.tobytes()
+    stops = (ends - pad).tolist()
+    return [plain[start:stop] for start, stop in zip(starts.tolist(), stops)]
+
+
+def encrypt_cbc(key: bytes, iv: bytes, plaintext: bytes) -> bytes:
+    """Encrypt one message with AES-256-CBC and PKCS#7 padding (tests, benchmarks)."""
+    padder = padding.PKCS7(128).padder()
+    padded = padder.update(plaintext) + padder.finalize()
+    encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+    return encryptor.update(padded) + encryptor.finalize()
+
+
+def decrypt_cbc(key: bytes, iv: bytes, ciphertext: bytes) -> bytes:
+    """Decrypt one AES-256-CBC + PKCS#7 message; the single-message reference for tests."""
+    return decrypt_many(key, iv, [ciphertext])[0]
