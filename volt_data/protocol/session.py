@@ -1,0 +1,472 @@
+"""Per-connection protocol state for both sides and both generations.
+
+A *session* knows the keys and the per-call ciphers of one websocket
+connection. It turns intentions (open a call, send a payload, half-close) into
+frames, and frames into :class:`Incoming` values routed by call id. It never
+touches a socket: the caller writes the frames it returns and feeds it the
+frames it reads (the h11 pattern).
+
+Client side: :class:`ClientV1Session`, :class:`ClientV2Session` (pick one with
+:func:`client_session_for`). Server side: :class:`ServerSession` handles both
+generations on one connection, telling them apart by frame kind (text = v1,
+binary = v2), as a Volt endpoint does.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Union
+
+import orjson
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa, x25519
+
+from volt_data.errors import AuthenticationError, ProtocolError
+from volt_data.protocol import crypto, frames_v2, tokens
+from volt_data.protocol.batch_cipher import decrypt_many
+
+Frame = Union[str, bytes]
+
+# Kinds of Incoming
+SEALED = "sealed"  # an encrypted inner message for an open call
+KEY_EXCHANGE = "key_exchange"  # v2 key-exchange frame (either direction)
+ENVELOPE_ERROR = "envelope_error"  # the frame itself reports a failure (no ciphertext)
+
+
+@dataclass
+class Incoming:
+    """One received frame, decoded as far as is possible without call keys."""
+
+    kind: str
+    call_id: Optional[int]
+    ciphertext: bytes = b""
+    iv: bytes = b""  # v2: per frame; v1: empty (the call's IV applies)
+    metadata: dict = field(default_factory=dict)
+    client_end: bool = False
+    error: Optional[str] = None
+    token: Optional[str] = None  # v1 first frame from a client
+    target_fingerprint: list = field(default_factory=list)
+    key_exchange: object = None  # frames_v2.ClientKeyExchange / ServerKeyExchange
+
+
+@dataclass
+class _CallCipher:
+    key: bytes
+    iv: Optional[bytes] = None  # v1: one IV for the whole call, both directions
+
+
+def _now() -> float:
+    return time.time()
+
+
+def _seal_v1(cipher: _CallCipher, plaintext: bytes) -> str:
+    return crypto.b64_encode(crypto.aes_cbc_encrypt(cipher.key, cipher.iv, plaintext))
+
+
+def _open_many(cipher: _CallCipher, frames: list[Incoming]) -> list[bytes]:
+    if cipher.iv is not None:
+        return decrypt_many(cipher.key, cipher.iv, [f.ciphertext for f in frames])
+    return decrypt_many(cipher.key, [f.iv for f in frames], [f.ciphertext for f in frames])
+
+
+def parse_v1_frame(text: Union[str, bytes]) -> Incoming:
+    """Decode a v1 text frame of either direction."""
+    try:
+        message = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError("v1 frame is not JSON") from exc
+    if not isinstance(message, dict):
+        raise ProtocolError("v1 frame is not a JSON object")
+    raw_id = message.get("id", message.get("invoke_id"))
+    call_id = None
+    if raw_id is not None:
+        try:
+            call_id = int(raw_id)
+        except (TypeError, ValueError) as exc:
+            raise ProtocolError(f"v1 frame has a non-numeric call id {raw_id!r}") from exc
+        if call_id < 0:
+            raise ProtocolError("v1 frame has a negative call id")
+    if "error" in message and "json_payload" not in message:
+        return Incoming(ENVELOPE_ERROR, call_id, error=str(message["error"]))
+    payload = message.get("json_payload")
+    if not isinstance(payload, str):
+        raise ProtocolError("v1 frame has no json_payload string")
+    if call_id is None:
+        raise ProtocolError("v1 frame has no call id")
+    token = message.get("token")
+    if token is not None and not isinstance(token, str):
+        raise ProtocolError("v1 token must be a string")
+    targets = message.get("target_fingerprint") or []
+    return Incoming(
+        SEALED,
+        call_id,
+        ciphertext=crypto.b64_decode(payload),
+        client_end=message.get("client_end") is True,
+        token=token,
+        target_fingerprint=targets if isinstance(targets, list) else [],
+    )
+
+
+def parse_v2_frame(frame: bytes, *, from_server: bool) -> Incoming:
+    """Decode a v2 binary frame; key-exchange layouts differ per direction."""
+    frame_type, call_id = frames_v2.read_preamble(frame)
+    if frame_type == frames_v2.KEY_EXCHANGE:
+        decode = frames_v2.decode_server_key_exchange if from_server else frames_v2.decode_client_key_exchange
+        exchange = decode(frame)
+        metadata = getattr(exchange, "metadata", {})
+        return Incoming(KEY_EXCHANGE, call_id, metadata=metadata, key_exchange=exchange)
+    sealed = frames_v2.decode_sealed(frame)
+    if not sealed.iv:
+        error = sealed.metadata.get("error")
+        return Incoming(ENVELOPE_ERROR, call_id, metadata=sealed.metadata, error=str(error or "envelope error"))
+    return Incoming(
+        SEALED,
+        call_id,
+        ciphertext=sealed.ciphertext,
+        iv=sealed.iv,
+        metadata=sealed.metadata,
+        client_end=sealed.metadata.get("client_end") is True,
+    )
+
+
+# --------------------------------------------------------------------------- client
+
+
+class ClientSession:
+    """Client half of one connection. Subclasses implement one generation."""
+
+    generation: str = ""
+    binary: bool = False
+
+    def __init__(
+        self,
+        private_key,
+        volt_public_key,
+        audience: str,
+        *,
+        session_id: Optional[str] = None,
+        relay_hops: Optional[list[str]] = None,
+        clock: Callable[[], float] = _now,
+    ) -> None:
+        self.private_key = private_key
+        self.volt_public_key = volt_public_key
+        self.audience = audience
+        self.session_id = session_id
+        self.relay_hops = relay_hops or []
+        self.clock = clock
+        self._ciphers: dict[int, _CallCipher] = {}
+
+    def open_call(self, call_id: int, invoke: bytes) -> list[Frame]:
+        """Start a call whose first inner message is ``invoke`` (already encoded)."""
+        raise NotImplementedError
+
+    def send(self, call_id: int, inner: bytes, *, client_end: bool = False) -> list[Frame]:
+        """Frames carrying one more inner message of an open call."""
+        raise NotImplementedError
+
+    def receive(self, frame: Frame) -> Incoming:
+        raise NotImplementedError
+
+    def accept_key_exchange(self, incoming: Incoming) -> list[Frame]:
+        """v2 only: verify the Volt's key-exchange reply and release queued frames."""
+        raise ProtocolError("this protocol generation has no key exchange")
+
+    def open(self, call_id: int, frames: list[Incoming]) -> list[bytes]:
+        """Decrypt the sealed frames of one call, in one batch."""
+        cipher = self._ciphers.get(call_id)
+        if cipher is None:
+            raise ProtocolError(f"no keys for call {call_id}")
+        return _open_many(cipher, frames)
+
+    def is_ready(self, call_id: int) -> bool:
+        return call_id in self._ciphers
+
+    def forget(self, call_id: int) -> None:
+        self._ciphers.pop(call_id, None)
+
+
+class ClientV1Session(ClientSession):
+    """v1: JSON text frames, RS256 token, RSA-OAEP-wrapped AES key and IV per call."""
+
+    generation = "v1"
+    binary = False
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.kid = crypto.fingerprint_v1(self.private_key.public_key())
+
+    def open_call(self, call_id: int, invoke: bytes) -> list[Frame]:
+        cipher = _CallCipher(crypto.random_bytes(32), crypto.random_bytes(16))
+        self._ciphers[call_id] = cipher
+        token = tokens.make_v1_token(
+            self.private_key,
+            self.kid,
+            self.audience,
+            crypto.b64_encode(crypto.rsa_oaep_encrypt(self.volt_public_key, cipher.key)),
+            crypto.b64_encode(crypto.rsa_oaep_encrypt(self.volt_public_key, cipher.iv)),
+            int(self.clock()),
+        )
+        frame = {
+            "id": call_id,
+            "token": token,
+            "target_fingerprint": list(self.relay_hops),
+            "json_payload": _seal_v1(cipher, invoke),
+        }
+        return [orjson.dumps(frame).decode()]
+
+    def send(self, call_id: int, inner: bytes, *, client_end: bool = False) -> list[Frame]:
+        cipher = self._ciphers.get(call_id)
+        if cipher is None:
+            raise ProtocolError(f"call {call_id} is not open")
+        frame: dict = {"id": call_id}
+        if client_end:
+            frame["client_end"] = True
+        frame["json_payload"] = _seal_v1(cipher, inner)
+        return [orjson.dumps(frame).decode()]
+
+    def receive(self, frame: Frame) -> Incoming:
+        if isinstance(frame, bytes):
+            raise ProtocolError("a v1 connection received a binary frame")
+        return parse_v1_frame(frame)
+
+
+@dataclass
+class _PendingExchange:
+    exchange_key: x25519.X25519PrivateKey
+    queue: list = field(default_factory=list)  # (inner bytes, client_end)
+
+
+class ClientV2Session(ClientSession):
+    """v2: binary frames, EdDSA token, X25519 key exchange per call, fresh IV per frame."""
+
+    generation = "v2"
+    binary = True
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._pending: dict[int, _PendingExchange] = {}
+
+    def open_call(self, call_id: int, invoke: bytes) -> list[Frame]:
+        exchange_key = x25519.X25519PrivateKey.generate()
+        claims = tokens.make_v2_claims(
+            self.audience,
+            self.session_id,
+            crypto.x25519_public_der(exchange_key.public_key()),
+            int(self.clock()),
+        )
+        signature = tokens.sign_v2_claims(self.private_key, claims)
+        metadata = {"d": list(self.relay_hops)} if self.relay_hops else None
+        pending = _PendingExchange(exchange_key)
+        pending.queue.append((invoke, False, frames_v2.INVOKE))
+        self._pending[call_id] = pending
+        return [frames_v2.encode_client_key_exchange(call_id, metadata, signature, claims)]
+
+    def send(self, call_id: int, inner: bytes, *, client_end: bool = False) -> list[Frame]:
+        pending = self._pending.get(call_id)
+        if pending is not None:  # the client queues until the key exchange completes
+            pending.queue.append((inner, client_end, frames_v2.PAYLOAD))
+            return []
+        return [self._seal(call_id, inner, client_end, frames_v2.PAYLOAD)]
+
+    def _seal(self, call_id: int, inner: bytes, client_end: bool, frame_type: int) -> bytes:
+        cipher = self._ciphers.get(call_id)
+        if cipher is None:
+            raise ProtocolError(f"call {call_id} is not open")
+        iv = crypto.random_bytes(16)
+        metadata = {"client_end": True} if client_end else None
+        return frames_v2.encode_sealed(
+            frame_type, call_id, metadata, iv, crypto.aes_cbc_encrypt(cipher.key, iv, inner)
+        )
+
+    def receive(self, frame: Frame) -> Incoming:
+        if isinstance(frame, str):
+            raise ProtocolError("a v2 connection received a text frame")
+        return parse_v2_frame(frame, from_server=True)
+
+    def accept_key_exchange(self, incoming: Incoming) -> list[Frame]:
+        call_id = incoming.call_id
+        pending = self._pending.get(call_id)
+        if pending is None:
+            raise ProtocolError(f"unexpected key exchange for call {call_id}")
+        exchange: frames_v2.ServerKeyExchange = incoming.key_exchange
+        if not crypto.ed25519_verify(
+            self.volt_public_key, exchange.signature, exchange.public_key_der + exchange.nonce
+        ):
+            raise AuthenticationError("the Volt's key-exchange signature does not match volt.public_key")
+        server_key = crypto.x25519_from_der(exchange.public_key_der)
+        key = crypto.derive_v2_key(pending.exchange_key.exchange(server_key))
+        del self._pending[call_id]
+        self._ciphers[call_id] = _CallCipher(key)
+        return [self._seal(call_id, inner, end, ftype) for inner, end, ftype in pending.queue]
+
+    def is_ready(self, call_id: int) -> bool:
+        return call_id in self._ciphers
+
+    def forget(self, call_id: int) -> None:
+        super().forget(call_id)
+        self._pending.pop(call_id, None)
+
+
+def client_session_for(private_key, volt_public_key, audience: str, **kwargs) -> ClientSession:
+    """The session class the key types call for: RSA -> v1, Ed25519 -> v2."""
+    if isinstance(private_key, rsa.RSAPrivateKey) and isinstance(volt_public_key, rsa.RSAPublicKey):
+        return ClientV1Session(private_key, volt_public_key, audience, **kwargs)
+    if isinstance(private_key, ed25519.Ed25519PrivateKey) and isinstance(
+        volt_public_key, ed25519.Ed25519PublicKey
+    ):
+        return ClientV2Session(private_key, volt_public_key, audience, **kwargs)
+    raise ProtocolError(
+        "credential.key and volt.public_key must both be RSA (protocol v1) or both Ed25519 (protocol v2)"
+    )
+
+
+# --------------------------------------------------------------------------- server
+
+KeyLookup = Callable[[str], object]  # kid (v1) or session id (v2) -> public key, or None
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who opened a call, as established by its token."""
+
+    generation: str
+    key_id: str  # v1: key fingerprint (kid); v2: session id (sub)
+
+
+class ServerSession:
+    """Volt half of one connection, both generations (text frames v1, binary v2).
+
+    ``v1_keys(kid)`` and ``v2_keys(sub)`` return the registered client public key
+    or None. Calls are authenticated when they open; an unauthenticated call
+    gets no cipher, so nothing it sends can ever be decrypted or executed.
+    """
+
+    def __init__(
+        self,
+        volt_id: str,
+        *,
+        rsa_private_key: Optional[rsa.RSAPrivateKey] = None,
+        ed25519_private_key: Optional[ed25519.Ed25519PrivateKey] = None,
+        v1_keys: KeyLookup = lambda kid: None,
+        v2_keys: KeyLookup = lambda sub: None,
+        clock: Callable[[], float] = _now,
+    ) -> None:
+        self.volt_id = volt_id
+        self.rsa_private_key = rsa_private_key
+        self.ed25519_private_key = ed25519_private_key
+        self.v1_keys = v1_keys
+        self.v2_keys = v2_keys
+        self.clock = clock
+        self._ciphers: dict[tuple[str, int], _CallCipher] = {}
+
+    # -- decoding
+
+    @staticmethod
+    def receive(frame: Frame) -> tuple[str, Incoming]:
+        """(generation, decoded frame): text frames are v1, binary frames v2."""
+        if isinstance(frame, str):
+            return "v1", parse_v1_frame(frame)
+        return "v2", parse_v2_frame(frame, from_server=False)
+
+    def has_call(self, generation: str, call_id: int) -> bool:
+        return (generation, call_id) in self._ciphers
+
+    # -- opening calls
+
+    def accept_v1_call(self, incoming: Incoming) -> Caller:
+        """Verify a v1 first frame's token and install the call's key and IV.
+
+        The key is unwrapped before the signature is checked so that a refused
+        call can still be told why, encrypted, as the client expects; the call is
+        only marked usable after every check passed.
+        """
+        if self.rsa_private_key is None:
+            raise AuthenticationError("this Volt has no RSA key: protocol v1 is not served")
+        token = tokens.parse_v1_token(incoming.token or "")
+        wrapped_key, wrapped_iv = token.claims.get("sk"), token.claims.get("iv")
+        if not isinstance(wrapped_key, str) or not isinstance(wrapped_iv, str):
+            raise AuthenticationError("token carries no session key")
+        key = crypto.rsa_oaep_decrypt(self.rsa_private_key, crypto.b64_decode(wrapped_key))
+        iv = crypto.rsa_oaep_decrypt(self.rsa_private_key, crypto.b64_decode(wrapped_iv))
+        if len(key) != 32 or len(iv) != 16:
+            raise AuthenticationError("session key or IV has the wrong length")
+        cipher = _CallCipher(key, iv)
+        public_key = self.v1_keys(token.kid)
+        try:
+            if public_key is None:
+                raise AuthenticationError(f"unknown client key {token.kid}")
+            tokens.verify_v1_signature(token, public_key)
+            tokens.check_claims(token.claims, self.volt_id, self.clock())
+        except AuthenticationError as exc:
+            exc.refusal_cipher = cipher  # lets the caller encrypt the refusal
+            raise
+        self._ciphers[("v1", incoming.call_id)] = cipher
+        return Caller("v1", token.kid)
+
+    def refuse_v1_call(self, call_id: int, error: AuthenticationError | ProtocolError, reason: str) -> Frame:
+        """The frame that tells a v1 client its call was refused."""
+        cipher = getattr(error, "refusal_cipher", None)
+        if cipher is None:
+            return self.envelope_error("v1", call_id, reason)
+        from volt_data.protocol.envelope import encode_end
+
+        return orjson.dumps({"invoke_id": call_id, "json_payload": _seal_v1(cipher, encode_end(reason))}).decode()
+
+    def accept_v2_call(self, incoming: Incoming) -> tuple[Caller, Frame]:
+        """Verify a v2 key-exchange token; returns the caller and the signed reply frame."""
+        if self.ed25519_private_key is None:
+            raise AuthenticationError("this Volt has no Ed25519 key: protocol v2 is not served")
+        exchange: frames_v2.ClientKeyExchange = incoming.key_exchange
+        claims = tokens.parse_v2_claims(exchange.claims)
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject:
+            raise AuthenticationError("token has no session id (sub)")
+        public_key = self.v2_keys(subject)
+        if public_key is None:
+            raise AuthenticationError(f"unknown session {subject}")
+        tokens.verify_v2_signature(public_key, exchange.claims, exchange.signature)
+        tokens.check_claims(claims, self.volt_id, self.clock())
+        exchange_b64 = claims.get("k")
+        if not isinstance(exchange_b64, str):
+            raise AuthenticationError("token carries no exchange key (k)")
+        client_exchange = crypto.x25519_from_der(crypto.b64_decode(exchange_b64))
+        server_exchange = x25519.X25519PrivateKey.generate()
+        key = crypto.derive_v2_key(server_exchange.exchange(client_exchange))
+        self._ciphers[("v2", incoming.call_id)] = _CallCipher(key)
+        public_der = crypto.x25519_public_der(server_exchange.public_key())
+        nonce = os.urandom(16)
+        signature = self.ed25519_private_key.sign(public_der + nonce)
+        reply = frames_v2.encode_server_key_exchange(incoming.call_id, public_der, nonce, signature)
+        return Caller("v2", subject), reply
+
+    # -- per-call traffic
+
+    def open(self, generation: str, call_id: int, frames: list[Incoming]) -> list[bytes]:
+        cipher = self._ciphers.get((generation, call_id))
+        if cipher is None:
+            raise ProtocolError(f"call {call_id} is not open on this connection")
+        return _open_many(cipher, frames)
+
+    def seal(self, generation: str, call_id: int, inner: bytes) -> Frame:
+        cipher = self._ciphers.get((generation, call_id))
+        if cipher is None:
+            raise ProtocolError(f"call {call_id} is not open on this connection")
+        if generation == "v1":
+            return orjson.dumps({"invoke_id": call_id, "json_payload": _seal_v1(cipher, inner)}).decode()
+        iv = os.urandom(16)
+        return frames_v2.encode_sealed(
+            frames_v2.PAYLOAD, call_id, None, iv, crypto.aes_cbc_encrypt(cipher.key, iv, inner)
+        )
+
+    @staticmethod
+    def envelope_error(generation: str, call_id: Optional[int], text: str) -> Frame:
+        """An unencrypted failure report for a call that has (or can have) no keys."""
+        if generation == "v1":
+            frame: dict = {"error": text}
+            if call_id is not None:
+                frame["invoke_id"] = call_id
+            return orjson.dumps(frame).decode()
+        return frames_v2.encode_sealed(frames_v2.PAYLOAD, call_id or 0, {"error": text}, b"", b"")
+
+    def forget(self, generation: str, call_id: int) -> None:
+        self._ciphers.pop((generation, call_id), None)
