@@ -75,10 +75,9 @@ class _RequestChecker:
     def message(self, descriptor: Descriptor, value: Any, path: str) -> dict:
         if not isinstance(value, Mapping):
             where = f"{path}: " if path else ""
-            raise self.fail(
-                f"{where}{descriptor.name} must be a JSON object (dict), got {type(value).__name__} {_show(value)}",
-                path,
-            )
+            kind = type(value).__name__
+            problem = f"must be a JSON object (dict), got {kind} {_show(value)}"
+            raise self.fail(f"{where}{descriptor.name} {problem}", path)
         fields = _fields_by_json_key(descriptor)
         result: dict = {}
         seen: dict[str, str] = {}  # proto field name -> key used by the caller
@@ -93,10 +92,9 @@ class _RequestChecker:
                     continue
                 raise self.fail(_unknown_field_message(descriptor, key, path), where)
             if field.name in seen:
-                raise self.fail(
-                    f"{descriptor.name}: field '{field.name}' given twice (as '{seen[field.name]}' and '{key}')",
-                    where,
-                )
+                first = seen[field.name]
+                problem = f"field '{field.name}' given twice ('{first}', '{key}')"
+                raise self.fail(f"{descriptor.name}: {problem}", where)
             seen[field.name] = key
             oneof = field.containing_oneof
             if oneof is not None and item is not None:
@@ -116,18 +114,13 @@ class _RequestChecker:
             return self.map(owner, field, value, path)
         if field.is_repeated:
             if not isinstance(value, (list, tuple)):
-                raise self.fail(
-                    f"{owner.name}.{field.name}: expected a list, got {_show(value)}{_at(owner, field, path)}", path
-                )
+                raise self.bad(owner, field.name, path, f"expected a list, got {_show(value)}")
             return [self.single(owner, field, item, f"{path}[{i}]") for i, item in enumerate(value)]
         return self.single(owner, field, value, path)
 
     def map(self, owner: Descriptor, field: FieldDescriptor, value: Any, path: str) -> dict:
         if not isinstance(value, Mapping):
-            raise self.fail(
-                f"{owner.name}.{field.name}: expected an object (dict), got {_show(value)}{_at(owner, field, path)}",
-                path,
-            )
+            raise self.bad(owner, field.name, path, f"expected an object (dict), got {_show(value)}")
         key_field = field.message_type.fields_by_name["key"]
         value_field = field.message_type.fields_by_name["value"]
         result = {}
@@ -136,20 +129,23 @@ class _RequestChecker:
             checked_key = key
             if key_field.type == _F.TYPE_BOOL:
                 if key not in (True, False, "true", "false"):
-                    raise self.fail(f"{owner.name}.{field.name}: map key must be true or false, got {_show(key)}", where)
+                    problem = f"map key must be true or false, got {_show(key)}"
+                    raise self.bad(owner, field.name, where, problem)
             elif key_field.type == _F.TYPE_STRING:
                 if not isinstance(key, str):
-                    raise self.fail(f"{owner.name}.{field.name}: map key must be a string, got {_show(key)}", where)
+                    raise self.bad(owner, field.name, where, f"map key must be a string, got {_show(key)}")
             else:
                 checked_key = self.integer(owner, key_field, key, where, label=f"{field.name} key")
             result[checked_key] = self.single(owner, value_field, item, where, label=field.name)
         return result
 
-    def single(self, owner: Descriptor, field: FieldDescriptor, value: Any, path: str, label: str = "") -> Any:
+    def single(
+        self, owner: Descriptor, field: FieldDescriptor, value: Any, path: str, label: str = ""
+    ) -> Any:
         label = label or field.name
         kind = field.type
         if value is None:
-            raise self.fail(f"{owner.name}.{label}: null is not allowed here{_at(owner, field, path)}", path)
+            raise self.bad(owner, label, path, "null is not allowed here")
         if kind == _F.TYPE_MESSAGE:
             return self.message(field.message_type, value, path)
         if kind == _F.TYPE_STRING:
@@ -168,10 +164,15 @@ class _RequestChecker:
             return self.enum(owner, field, value, path, label=label)
         if kind == _F.TYPE_BYTES:
             return self.bytes_value(owner, label, value, path)
-        raise self.fail(f"{owner.name}.{label}: unsupported field type {kind}", path)  # pragma: no cover
+        raise self.bad(owner, label, path, f"unsupported field type {kind}")  # pragma: no cover
+
+    def bad(self, owner: Descriptor, label: str, path: str, problem: str) -> RequestError:
+        """``Type.field: problem``, plus the request path when it says more."""
+        where = "" if path in ("", label) else f" (at '{path}')"
+        return self.fail(f"{owner.name}.{label}: {problem}{where}", path)
 
     def wrong(self, owner: Descriptor, label: str, expected: str, value: Any, path: str) -> RequestError:
-        return self.fail(f"{owner.name}.{label}: expected {expected}, got {_show(value)}{_at_path(owner, label, path)}", path)
+        return self.bad(owner, label, path, f"expected {expected}, got {_show(value)}")
 
     def integer(self, owner: Descriptor, field: FieldDescriptor, value: Any, path: str, label: str) -> Any:
         low, high, type_name = _INT_RANGES[field.type]
@@ -186,7 +187,7 @@ class _RequestChecker:
         else:
             raise self.wrong(owner, label, "an integer", value, path)
         if not low <= number <= high:
-            raise self.fail(f"{owner.name}.{label}: {number} is out of range for {type_name}{_at_path(owner, label, path)}", path)
+            raise self.bad(owner, label, path, f"{number} is out of range for {type_name}")
         return value
 
     def number(self, owner: Descriptor, label: str, value: Any, path: str) -> Any:
@@ -213,10 +214,7 @@ class _RequestChecker:
             if value in enum.values_by_name:
                 return value
             names = ", ".join(list(enum.values_by_name)[:6])
-            raise self.fail(
-                f"{owner.name}.{label}: {value!r} is not a {enum.name} value (one of {names}){_at_path(owner, label, path)}",
-                path,
-            )
+            raise self.bad(owner, label, path, f"{value!r} is not a {enum.name} value (one of {names})")
         if isinstance(value, numbers.Integral) and not isinstance(value, bool):
             number = int(value)
             if -(2**31) <= number < 2**31:
@@ -230,21 +228,8 @@ class _RequestChecker:
             body = value.rstrip("=")
             if _BASE64_TEXT.fullmatch(value) and len(body) % 4 != 1:
                 return value
-            raise self.fail(
-                f"{owner.name}.{label}: expected base64 text or Python bytes, got {_show(value)}"
-                f"{_at_path(owner, label, path)}",
-                path,
-            )
+            raise self.wrong(owner, label, "base64 text or Python bytes", value, path)
         raise self.wrong(owner, label, "base64 text or Python bytes", value, path)
-
-
-def _at(owner: Descriptor, field: FieldDescriptor, path: str) -> str:
-    return _at_path(owner, field.name, path)
-
-
-def _at_path(owner: Descriptor, label: str, path: str) -> str:
-    """Add the request path when it says more than ``Type.field`` does."""
-    return "" if path in ("", label) else f" (at '{path}')"
 
 
 def _unknown_field_message(descriptor: Descriptor, key: str, path: str) -> str:
@@ -303,9 +288,9 @@ def check_request(method: MethodInfo, request: dict | None) -> dict:
         return {}
     descriptor = method.request_class.DESCRIPTOR
     if not isinstance(request, Mapping):
-        raise RequestError(
-            f"{method.name}: the request must be a dict of {descriptor.name} fields, got {type(request).__name__}"
-        )
+        kind = type(request).__name__
+        expected = f"a dict of {descriptor.name} fields"
+        raise RequestError(f"{method.name}: the request must be {expected}, got {kind}")
     checker = _RequestChecker()
     start = _legacy_execute_start(descriptor, request)
     if start is not None:
