@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from google.protobuf import descriptor_pb2, json_format
 
 from volt_data.errors import RequestError, VoltError
@@ -229,6 +231,40 @@ def test_wrong_type_names_the_field_path_and_the_type() -> None:
         check_request(METHODS[EXECUTE], {"start": {"page_size": -1}})
     with pytest.raises(RequestError, match="oneof 'payload'"):
         check_request(METHODS[EXECUTE], {"start": {}, "end": {}})
+
+
+def test_lists_and_maps_are_checked_element_by_element() -> None:
+    bulk = resolve_method("BulkUpdate")
+    statements = {"statement": ["INSERT 1", "INSERT 2"]}
+    assert check_request(bulk, statements) == statements
+    with pytest.raises(RequestError, match="SqlBulkUpdateRequest.statement: expected a list") as caught:
+        check_request(bulk, {"statement": "INSERT 1"})
+    assert caught.value.field == "statement"
+    with pytest.raises(RequestError, match="expected a string, got 2") as caught:
+        check_request(bulk, {"statement": ["INSERT 1", 2]})
+    assert caught.value.field == "statement[1]"
+    parameters = {"start": {"parameter": {"id": {"integer": 5}, "pic": {"bytes": b"\x01"}}}}
+    assert check_request(METHODS[EXECUTE], parameters) == {
+        "start": {"parameter": {"id": {"integer": 5}, "pic": {"bytes": "AQ=="}}}
+    }
+    with pytest.raises(RequestError, match="AttributeValue has no field 'integr'") as caught:
+        check_request(METHODS[EXECUTE], {"start": {"parameter": {"id": {"integr": 5}}}})
+    assert caught.value.field == "start.parameter['id'].integr"
+
+
+@given(
+    since=st.integers(min_value=0, max_value=2**64 - 1),
+    as_text=st.booleans(),
+    chunk=st.binary(max_size=64),
+)
+def test_checked_values_survive_proto3_parsing(since: int, as_text: bool, chunk: bytes) -> None:
+    """Whatever check_request lets through, a proto3 JSON parser reads back exactly."""
+    value = str(since) if as_text else since
+    sent = check_request(resolve_method("GetResources"), {"modifiedSince": value})
+    parsed = parse_message(volt_api_pb2.GetResourcesRequest, json.dumps(sent))
+    assert parsed.modified_since == since
+    published = check_request(resolve_method("PublishWire"), {"wire_id": "w", "chunk": chunk})
+    assert parse_message(resolve_method("PublishWire").request_class, json.dumps(published)).chunk == chunk
 
 
 @pytest.mark.parametrize("request_value", [[("resource_id", "x")], "resource_id=x", 3])
