@@ -1,0 +1,257 @@
+"""One websocket to a Volt, one reader task, many calls.
+
+The connection owns the socket and a protocol session (v1 or v2, from the
+config's keys). A single reader task routes every received frame to its call
+by id — never several readers racing on one socket — so calls never steal each
+other's frames. Sends are serialised by the socket; ``websockets`` applies
+flow control (a send waits while the peer is not reading).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from typing import Any
+
+import orjson
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+
+from volt_data.client.calls import Call
+from volt_data.config import VoltConfig
+from volt_data.errors import ConnectionLostError, ProtocolError, VoltError
+from volt_data.protocol import envelope
+from volt_data.protocol.session import ENVELOPE_ERROR, KEY_EXCHANGE, client_session_for
+from volt_data.schema import MethodInfo, check_request
+
+logger = logging.getLogger("volt_data.client.connection")
+
+#: Larger than any frame the Volt sends in practice; the protocol has no framing
+#: limit of its own, so a bound here keeps a broken peer from exhausting memory.
+DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024
+
+
+def ssl_context_for(config: VoltConfig, url: str) -> ssl.SSLContext | None:
+    """System trust store for ``wss://``, plus the Volt's own CA when the config has one."""
+    if not url.startswith("wss://"):
+        return None
+    context = ssl.create_default_context()
+    if config.ca_pem:
+        context.load_verify_locations(cadata=config.ca_pem)
+    return context
+
+
+class Connection:
+    """A websocket connection to a Volt, shared by every call of a client."""
+
+    def __init__(
+        self,
+        config: VoltConfig,
+        *,
+        url: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        open_timeout: float = 10.0,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+    ) -> None:
+        self.config = config
+        self.url = url or config.websocket_url()
+        self.ssl_context = ssl_context if ssl_context is not None else ssl_context_for(config, self.url)
+        self.open_timeout = open_timeout
+        self.max_frame_bytes = max_frame_bytes
+        self.session = client_session_for(
+            config.private_key,
+            config.volt_public_key,
+            config.volt_id,
+            session_id=config.session_id,
+            relay_hops=self._relay_hops(),
+        )
+        self._socket: ClientConnection | None = None
+        self._reader: asyncio.Task | None = None
+        self._calls: dict[int, Call] = {}
+        self._next_id = 1
+        self._closed_error: VoltError | None = None
+
+    def _relay_hops(self) -> list[str]:
+        if not self.config.is_relayed:
+            return []
+        if self.config.generation == "v1":
+            return [self.config.fingerprint] if self.config.fingerprint else []
+        return [self.config.volt_id]
+
+    # ---------------------------------------------------------------- lifecycle
+
+    @property
+    def is_open(self) -> bool:
+        return self._socket is not None and self._reader is not None and not self._reader.done()
+
+    async def open(self) -> None:
+        try:
+            self._socket = await connect(
+                self.url,
+                ssl=self.ssl_context,
+                open_timeout=self.open_timeout,
+                max_size=self.max_frame_bytes,
+                compression=None,  # frames are ciphertext: compression only costs CPU
+                ping_interval=20,
+                ping_timeout=20,
+            )
+        except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException) as exc:
+            raise ConnectionLostError(f"cannot connect to the Volt at {self.url}: {exc}") from exc
+        self._closed_error = None
+        self._reader = asyncio.create_task(self._read_frames(), name=f"volt-reader {self.url}")
+
+    async def close(self) -> None:
+        """Close the socket; calls still open fail with ConnectionLostError."""
+        socket, self._socket = self._socket, None
+        if socket is not None:
+            await socket.close()
+        if self._reader is not None:
+            try:
+                await asyncio.wait_for(self._reader, 5)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                self._reader.cancel()
+        self._fail_open_calls(ConnectionLostError("the connection was closed by the client"))
+
+    def _fail_open_calls(self, error: VoltError) -> None:
+        calls = list(self._calls.values())
+        if calls:
+            error = type(error)(f"{error} while {len(calls)} call(s) were open")
+        for call in calls:
+            call._finish(error)
+        self._calls.clear()
+
+    # ------------------------------------------------------------------ reading
+
+    async def _read_frames(self) -> None:
+        socket = self._socket
+        error: VoltError
+        try:
+            async for frame in socket:
+                self._route(frame)
+            error = ConnectionLostError(f"the Volt closed the connection ({self._close_reason(socket)})")
+        except websockets.exceptions.ConnectionClosed:
+            error = ConnectionLostError(f"connection to the Volt lost ({self._close_reason(socket)})")
+        except Exception as exc:  # never leave calls hanging on an unexpected failure
+            logger.exception("reader failed")
+            error = ConnectionLostError(f"connection reader failed: {exc}")
+        self._closed_error = error
+        if self._socket is socket:
+            self._socket = None
+        self._fail_open_calls(error)
+
+    @staticmethod
+    def _close_reason(socket: ClientConnection) -> str:
+        code = getattr(socket, "close_code", None)
+        reason = getattr(socket, "close_reason", "") or ""
+        return f"code {code}{': ' + reason if reason else ''}" if code else "no close frame"
+
+    def _route(self, frame: str | bytes) -> None:
+        try:
+            incoming = self.session.receive(frame)
+        except ProtocolError as exc:
+            logger.warning("dropped a malformed frame from the Volt: %s", exc)
+            return
+        call = self._calls.get(incoming.call_id) if incoming.call_id is not None else None
+        if call is None:
+            if incoming.kind == ENVELOPE_ERROR and incoming.call_id is None and len(self._calls) == 1:
+                call = next(iter(self._calls.values()))  # the only call it can be about
+            else:
+                logger.debug("frame for call %s, which is not open", incoming.call_id)
+                return
+        if incoming.kind == KEY_EXCHANGE:
+            try:
+                frames = self.session.accept_key_exchange(incoming)
+            except ProtocolError as exc:
+                call._finish(exc)
+                return
+            for out in frames:
+                asyncio.ensure_future(self._write(out))
+            return
+        call._feed(incoming)
+
+    # ------------------------------------------------------------------ writing
+
+    async def _write(self, frame: str | bytes) -> None:
+        socket = self._socket
+        if socket is None:
+            raise self._closed_error or ConnectionLostError("not connected to the Volt")
+        try:
+            await socket.send(frame)
+        except websockets.exceptions.ConnectionClosed as exc:
+            raise ConnectionLostError(f"connection to the Volt lost while sending: {exc}") from exc
+
+    def _allocate(self, method: MethodInfo) -> Call:
+        if not self.is_open:
+            raise self._closed_error or ConnectionLostError("not connected to the Volt")
+        call = Call(self, method, self._next_id)
+        self._next_id += 1
+        self._calls[call.id] = call
+        return call
+
+    async def start_call(
+        self,
+        method: MethodInfo,
+        request: Any,
+        *,
+        defer_open: bool = False,
+        batch_mode: bool = False,
+        service_id: str | None = None,
+    ) -> Call:
+        """Open a call. ``request`` is checked against the schema before anything is sent.
+
+        With ``defer_open`` (methods whose first message comes later, e.g.
+        Connect), nothing is sent until the first :meth:`Call.send`.
+        """
+        body = None if defer_open and request is None else check_request(method, request)
+        call = self._allocate(method)
+        call._service_id = service_id
+        call._invoked = False
+        if batch_mode:
+            call.take_frames_in_batches()
+        if body is not None:
+            try:
+                await self._invoke(call, body)
+            except VoltError as exc:
+                call._finish(exc)
+                raise
+        if method.is_unary and body is not None:
+            call.half_closed = True
+            await self._write_many(self.session.send(call.id, envelope.encode_end(), client_end=True))
+        if not call._opened.done():
+            call._opened.set_result(None)
+        return call
+
+    async def _invoke(self, call: Call, body: dict) -> None:
+        call._invoked = True
+        frames = self.session.open_call(
+            call.id,
+            envelope.encode_invoke(call.method.path, orjson.dumps(body).decode(), call._service_id),
+        )
+        await self._write_many(frames)
+
+    async def _write_many(self, frames: list) -> None:
+        for frame in frames:
+            await self._write(frame)
+
+    async def _send_request(self, call: Call, request: Any) -> None:
+        body = check_request(call.method, request)
+        if not call._invoked:
+            await self._invoke(call, body)
+            return
+        await self._write_many(self.session.send(call.id, envelope.encode_payload(orjson.dumps(body).decode())))
+
+    async def _send_end(self, call: Call) -> None:
+        if call.ended and call.id not in self._calls:
+            return
+        if not call._invoked:
+            await self._invoke(call, {})
+        await self._write_many(self.session.send(call.id, envelope.encode_end(), client_end=True))
+
+    def _forget(self, call: Call) -> None:
+        if self._calls.get(call.id) is call:
+            del self._calls[call.id]
+        self.session.forget(call.id)
+
+    @property
+    def open_calls(self) -> int:
+        return len(self._calls)
