@@ -1,0 +1,180 @@
+"""Execute result decoding: the old client's way against batch decryption + ExecuteDecoder.
+
+Run from the repository root::
+
+    python benchmarks/bench_decoder.py --rows 200000
+
+For each protocol generation it times, in the same process and on the same
+frames, (a) the baseline: per-frame JSON parse, a new AES cipher per frame, two
+``json.loads`` per row, a dict per row and ``pandas.DataFrame(list_of_dicts)``;
+and (b) ours: ciphertexts pulled out in bulk, :func:`decrypt_many`,
+:class:`ExecuteDecoder`, then ``to_pandas(types_mapper=pd.ArrowDtype)``. It
+prints rows/s and the ratio, and asserts both produce the same values.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import orjson  # noqa: E402
+import pandas as pd  # noqa: E402
+from cryptography.hazmat.primitives import padding  # noqa: E402
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes  # noqa: E402
+from frames import Recording, load_frames, save_frames, synthesise, table_rows  # noqa: E402
+
+from volt_data.data.decoder import ExecuteDecoder  # noqa: E402
+from volt_data.protocol.batch_cipher import decrypt_many  # noqa: E402
+
+# -- baseline: what the 0.1.14-style client does, frame by frame -------------------------
+
+
+def _baseline_decrypt(key: bytes, iv: bytes, ciphertext: bytes) -> bytes:
+    decryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
+    padded = decryptor.update(ciphertext) + decryptor.finalize()
+    unpadder = padding.PKCS7(128).unpadder()
+    return unpadder.update(padded) + unpadder.finalize()
+
+
+def _baseline_rows(plaintexts: list[bytes]) -> pd.DataFrame:
+    names: list[str] = []
+    rows = []
+    for plaintext in plaintexts:
+        inner = json.loads(plaintext)
+        response = json.loads(inner["method_payload"]["json_payload"])
+        if "header" in response:
+            names = [column["name"] for column in response["header"]["column"]]
+            continue
+        row = {}
+        for name, cell in zip(names, response["row"]["column"]):
+            if "integer" in cell:
+                row[name] = int(cell["integer"])
+            elif "real" in cell:
+                row[name] = float(cell["real"])
+            elif "text" in cell:
+                row[name] = cell["text"]
+            elif "blob" in cell:
+                row[name] = base64.b64decode(cell["blob"])
+            else:
+                row[name] = None
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def baseline_v1(recording: Recording) -> pd.DataFrame:
+    """Per frame: json.loads, base64, a new cipher; then per row dicts."""
+    plaintexts = []
+    for frame in recording.v1_frames:
+        message = json.loads(frame)
+        ciphertext = base64.b64decode(message["json_payload"])
+        plaintexts.append(_baseline_decrypt(recording.key, recording.v1_iv, ciphertext))
+    return _baseline_rows(plaintexts)
+
+
+def baseline_v2(recording: Recording) -> pd.DataFrame:
+    """Per frame: slice IV and ciphertext, a new cipher; then per row dicts."""
+    plaintexts = []
+    for frame in recording.v2_frames:
+        metadata_size = int.from_bytes(frame[10:12], "big")
+        start = 12 + metadata_size
+        iv_size = frame[start]
+        iv = frame[start + 1 : start + 1 + iv_size]
+        plaintexts.append(_baseline_decrypt(recording.key, iv, frame[start + 1 + iv_size :]))
+    return _baseline_rows(plaintexts)
+
+
+# -- ours ---------------------------------------------------------------------------------
+
+
+def _decode(plaintexts: list[bytes]) -> pd.DataFrame:
+    decoder = ExecuteDecoder()
+    batches = decoder.feed(plaintexts) + decoder.finish()
+    return decoder.unify(batches).to_pandas(types_mapper=pd.ArrowDtype)
+
+
+def ours_v1(recording: Recording) -> pd.DataFrame:
+    """One orjson pass over all frames, base64 per frame, one decrypt_many call."""
+    messages = orjson.loads(b"[" + b",".join(recording.v1_frames) + b"]")
+    b64decode = base64.b64decode
+    ciphertexts = [b64decode(message["json_payload"]) for message in messages]
+    return _decode(decrypt_many(recording.key, recording.v1_iv, ciphertexts))
+
+
+def ours_v2(recording: Recording) -> pd.DataFrame:
+    """Slicing only (metadata length read per frame), one decrypt_many call."""
+    ivs = []
+    ciphertexts = []
+    for frame in recording.v2_frames:
+        start = 13 + ((frame[10] << 8) | frame[11])  # past the JSON metadata and the IV length byte
+        ivs.append(frame[start : start + 16])
+        ciphertexts.append(frame[start + 16 :])
+    return _decode(decrypt_many(recording.key, ivs, ciphertexts))
+
+
+# -- checking and timing ------------------------------------------------------------------
+
+
+def _normalised(frame: pd.DataFrame) -> dict[str, list]:
+    def value(item: object) -> object:
+        if item is None or item is pd.NA or (isinstance(item, float) and math.isnan(item)):
+            return None
+        return item.item() if hasattr(item, "item") else item
+
+    return {name: [value(item) for item in frame[name].tolist()] for name in frame.columns}
+
+
+def check_same(baseline: pd.DataFrame, ours: pd.DataFrame, rows: list[tuple]) -> None:
+    """Both paths must give the table's true values (int64 extremes exact)."""
+    expected = {name: [row[i] for row in rows] for i, name in enumerate(["id", "name", "score", "note", "big"])}
+    assert _normalised(ours) == expected, "ours differs from the synthesised table"
+    assert _normalised(baseline) == expected, "baseline differs from the synthesised table"
+
+
+def best_time(function, argument, repeat: int) -> tuple[float, object]:
+    best = math.inf
+    result = None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = function(argument)
+        best = min(best, time.perf_counter() - started)
+    return best, result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--repeat", type=int, default=3, help="best of N runs for each path")
+    parser.add_argument("--recording", type=Path, help="load frames from / save frames to this file")
+    args = parser.parse_args(argv)
+
+    rows = table_rows(args.rows)
+    if args.recording and args.recording.exists():
+        recording = load_frames(args.recording)
+    else:
+        started = time.perf_counter()
+        recording = synthesise(rows)
+        print(f"synthesised {args.rows:,} rows of frames in {time.perf_counter() - started:.1f} s")
+        if args.recording:
+            save_frames(args.recording, recording)
+
+    print(f"{'generation':<10} {'baseline rows/s':>16} {'ours rows/s':>14} {'ratio':>7}")
+    for generation, baseline, ours in (("v1", baseline_v1, ours_v1), ("v2", baseline_v2, ours_v2)):
+        baseline_seconds, baseline_frame = best_time(baseline, recording, args.repeat)
+        ours_seconds, ours_frame = best_time(ours, recording, args.repeat)
+        check_same(baseline_frame, ours_frame, rows)
+        print(
+            f"{generation:<10} {args.rows / baseline_seconds:>16,.0f} {args.rows / ours_seconds:>14,.0f}"
+            f" {baseline_seconds / ours_seconds:>6.1f}x"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,286 @@
+"""ExecuteDecoder against a plain reference encoder (json.dumps of proto3-style responses)."""
+from __future__ import annotations
+
+import base64
+import json
+import math
+
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from volt_data.data.decoder import ExecuteDecoder, unwrap_envelopes
+from volt_data.data.types import unify
+from volt_data.errors import CallError, ProtocolError
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+COMPACT = (",", ":")
+
+
+# -- reference encoder ---------------------------------------------------------------------
+
+
+def cell(value: object, kind: str | None = None) -> dict:
+    """Encode one Python value as the Volt does (proto3 JSON of a Variant)."""
+    if value is None:
+        return {"null": True}
+    if isinstance(value, bool):
+        raise TypeError("no booleans in SQLite")
+    if isinstance(value, int):
+        return {"integer": str(value)}
+    if isinstance(value, float):
+        if math.isnan(value):
+            return {"real": "NaN"}
+        if math.isinf(value):
+            return {"real": "Infinity" if value > 0 else "-Infinity"}
+        return {"real": value}
+    if isinstance(value, bytes):
+        return {"blob": base64.b64encode(value).decode()}
+    return {"text": value}
+
+
+def header(columns: list[tuple[str, str]]) -> dict:
+    return {"header": {"column": [{"name": name, "type": f"DATA_TYPE_{kind}"} for name, kind in columns]}}
+
+
+def row(values: list) -> dict:
+    return {"row": {"column": [cell(v) for v in values]}}
+
+
+def envelope(response: dict, separators: tuple[str, str] | None = None) -> bytes:
+    inner = json.dumps(response, separators=separators)
+    return json.dumps({"method_payload": {"json_payload": inner}}, separators=separators).encode()
+
+
+def decode(responses: list[dict], separators: tuple[str, str] | None = COMPACT, batch_rows: int = 4):
+    decoder = ExecuteDecoder(batch_rows=batch_rows)
+    batches = decoder.feed([envelope(r, separators) for r in responses]) + decoder.finish()
+    return decoder, batches, decoder.unify(batches)
+
+
+def same(left: object, right: object) -> bool:
+    if isinstance(left, float) and isinstance(right, float) and math.isnan(left) and math.isnan(right):
+        return True
+    return left == right and type(left) is type(right)
+
+
+def assert_columns(table: pa.Table, expected: dict[str, list]) -> None:
+    actual = table.to_pydict()
+    assert list(actual) == list(expected)
+    for name, values in expected.items():
+        assert len(actual[name]) == len(values), name
+        for got, want in zip(actual[name], values):
+            assert same(got, want), (name, got, want)
+
+
+# -- every type ------------------------------------------------------------------------------
+
+ALL_TYPES = [("i", "INTEGER"), ("t", "TEXT"), ("r", "REAL"), ("b", "BLOB"), ("n", "NULL")]
+
+
+@pytest.mark.parametrize("separators", [COMPACT, None], ids=["compact", "json.dumps"])
+def test_every_type_with_nulls_and_extremes(separators: tuple[str, str] | None) -> None:
+    values = [
+        [INT64_MIN, "é✓ unicode 🚀", 0.5, b"\x00\xff", None],
+        [INT64_MAX, "", -0.0, b"", None],
+        [None, None, None, None, None],
+        [0, 'quote " and \\ and \n newline', math.nan, b"abc", None],
+        [9007199254740993, "x", math.inf, bytes(range(256)), None],
+        [-1, "y", -math.inf, b"z", None],
+    ]
+    decoder, batches, table = decode([header(ALL_TYPES)] + [row(v) for v in values], separators)
+    assert len(batches) == 2  # batch_rows=4
+    assert table.schema == pa.schema(
+        [("i", pa.int64()), ("t", pa.large_string()), ("r", pa.float64()), ("b", pa.large_binary()), ("n", pa.null())]
+    )
+    assert_columns(table, {name: [v[i] for v in values] for i, (name, _) in enumerate(ALL_TYPES)})
+    assert decoder.conversions == {}
+    assert table.column("i").null_count == 1 and table.column("b").null_count == 1
+
+
+def test_empty_result_keeps_the_schema() -> None:
+    decoder, batches, table = decode([header(ALL_TYPES)])
+    assert batches == []
+    assert decoder.schema.names == ["i", "t", "r", "b", "n"]
+    assert table.num_rows == 0 and table.schema == decoder.schema
+    assert decoder.schema.field("i").type == pa.int64()
+
+
+def test_all_null_typed_column_keeps_its_header_type() -> None:
+    _, _, table = decode([header([("i", "INTEGER"), ("u", "UNKNOWN")]), row([None, None])])
+    assert table.schema.field("i").type == pa.int64()
+    assert table.schema.field("u").type == pa.null()
+    assert table.to_pydict() == {"i": [None], "u": [None]}
+
+
+def test_untyped_column_takes_the_type_of_its_values() -> None:
+    decoder, _, table = decode([header([("n", "NULL")]), row([None]), row([5])])
+    assert table.schema.field("n").type == pa.int64()
+    assert table.to_pydict() == {"n": [None, 5]}
+    assert decoder.conversions == {}
+
+
+# -- promotions ---------------------------------------------------------------------------------
+
+
+def test_integer_column_with_text_becomes_string() -> None:
+    decoder, _, table = decode([header([("a", "INTEGER")]), row([INT64_MIN]), row(["seven"]), row([None])])
+    assert table.schema.field("a").type == pa.large_string()
+    assert table.to_pydict() == {"a": [str(INT64_MIN), "seven", None]}
+    assert "text" in decoder.conversions["a"] and "large_string" in decoder.conversions["a"]
+
+
+def test_integer_in_real_column_becomes_float_when_exact() -> None:
+    decoder, _, table = decode([header([("r", "REAL")]), row([1.5]), row([3]), row([-(2**53)])])
+    assert table.schema.field("r").type == pa.float64()
+    assert_columns(table, {"r": [1.5, 3.0, float(-(2**53))]})
+    assert "r" in decoder.conversions
+
+
+def test_big_integer_and_real_become_string_without_loss() -> None:
+    decoder, _, table = decode([header([("r", "INTEGER")]), row([2**53 + 1]), row([0.25]), row([math.nan])])
+    assert table.to_pydict() == {"r": [str(2**53 + 1), "0.25", "NaN"]}
+    assert "r" in decoder.conversions
+
+
+def test_promotion_in_a_later_batch_is_applied_to_earlier_batches() -> None:
+    rows = [row([i]) for i in range(5)] + [row([b"\x01"]), row([2.5])]
+    decoder, batches, table = decode([header([("x", "INTEGER")])] + rows, batch_rows=2)
+    assert batches[0].schema.field("x").type == pa.int64()  # nothing odd seen yet
+    assert table.schema.field("x").type == pa.large_string()
+    assert table.to_pydict() == {"x": ["0", "1", "2", "3", "4", "AQ==", "2.5"]}
+    assert decoder.schema.field("x").type == pa.large_string()
+
+
+def test_late_big_integer_stops_a_float_promotion() -> None:
+    rows = [row([1]), row([0.5]), row([2**60])]
+    _, batches, table = decode([header([("x", "REAL")])] + rows, batch_rows=2)
+    assert batches[0].schema.field("x").type == pa.float64()
+    assert table.schema.field("x").type == pa.large_string()
+    assert table.to_pydict() == {"x": ["1.0", "0.5", str(2**60)]}
+
+
+def test_unify_without_a_decoder() -> None:
+    first = pa.record_batch({"x": pa.array([1, None], pa.int64())})
+    second = pa.record_batch({"x": pa.array([0.5], pa.float64())})
+    table = unify([first, second])
+    assert table.to_pydict() == {"x": [1.0, None, 0.5]}
+
+
+# -- other responses --------------------------------------------------------------------------
+
+
+def test_status_raises_call_error() -> None:
+    status = {"status": {"code": 3, "message": "invalidArguments", "description": "no such table: x"}}
+    with pytest.raises(CallError) as caught:
+        decode([status])
+    assert caught.value.code == 3
+    assert caught.value.description == "no such table: x"
+    assert caught.value.kind == "status"
+    assert "no such table: x" in str(caught.value)
+
+
+def test_empty_status_is_success() -> None:
+    decoder, batches, _ = decode([{"status": {}}, {"affected_rows": 3}])
+    assert batches == [] and decoder.affected_rows == 3
+
+
+def test_affected_rows_only() -> None:
+    decoder = ExecuteDecoder()
+    assert decoder.feed_responses(['{"affected_rows": 3}']) == []
+    assert decoder.finish() == []
+    assert decoder.affected_rows == 3 and decoder.schema is None
+
+
+def test_key_order_and_spacing_variants() -> None:
+    responses = [
+        '{"header": {"column": [{"type": "DATA_TYPE_INTEGER", "name": "a"}, {"name": "b", "type": 1}]}}',
+        '{ "row" : { "column" : [ { "integer" : "1" } , { "text" : "x" } ] } }',
+        '{"row":{"column":[{"integer":"2"},{"null":true}]}}',
+        b'{"row": {"column": [{"integer": "3"}, {"text": "z"}]}}',
+    ]
+    decoder = ExecuteDecoder()
+    table = decoder.unify(decoder.feed_responses(responses) + decoder.finish())
+    assert table.to_pydict() == {"a": [1, 2, 3], "b": ["x", None, "z"]}
+    # Envelope spellings: compact, json.dumps, reversed inner key order.
+    envelopes = [
+        b'{"method_payload":{"json_payload":"{\\"row\\":{\\"column\\":[{\\"integer\\":\\"1\\"}]}}"}}',
+        b'{"method_payload": {"json_payload": "{}"}}',
+        b'{ "method_payload" : { "json_payload" : "{\\"affected_rows\\": 2}" } }',
+        b'{"method_end": {"ended": true}}',
+    ]
+    assert unwrap_envelopes(envelopes) == ['{"row":{"column":[{"integer":"1"}]}}', "{}", '{"affected_rows": 2}']
+
+
+def test_integer_cells_sent_as_json_numbers() -> None:
+    decoder = ExecuteDecoder()
+    batches = decoder.feed_responses(['{"header":{"column":[{"name":"a","type":"DATA_TYPE_INTEGER"}]}}',
+                                      '{"row":{"column":[{"integer":5}]}}', '{"row":{"column":[{"integer":"6"}]}}'])
+    table = decoder.unify(batches + decoder.finish())
+    assert table.to_pydict() == {"a": [5, 6]}
+
+
+def test_malformed_input_is_a_protocol_error() -> None:
+    with pytest.raises(ProtocolError):
+        ExecuteDecoder().feed([b"not json"])
+    with pytest.raises(ProtocolError):
+        ExecuteDecoder().feed_responses(["{bad"])
+    decoder = ExecuteDecoder()
+    decoder.feed_responses(['{"header":{"column":[{"name":"a"},{"name":"b"}]}}', '{"row":{"column":[{"null":true}]}}'])
+    with pytest.raises(ProtocolError, match="cells"):
+        decoder.finish()
+
+
+# -- round trips ------------------------------------------------------------------------------
+
+_values = {
+    "INTEGER": st.integers(INT64_MIN, INT64_MAX),
+    "REAL": st.floats(allow_nan=True, allow_infinity=True),
+    "TEXT": st.text(),
+    "BLOB": st.binary(max_size=40),
+}
+
+
+@st.composite
+def tables(draw: st.DrawFn) -> tuple[list[tuple[str, str]], list[list]]:
+    kinds = draw(st.lists(st.sampled_from(sorted(_values)), min_size=1, max_size=5))
+    columns = [(f"c{i}", kind) for i, kind in enumerate(kinds)]
+    row_values = st.tuples(*[st.one_of(st.none(), _values[kind]) for kind in kinds]).map(list)
+    return columns, draw(st.lists(row_values, max_size=12))
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=tables(), spaced=st.booleans(), batch_rows=st.integers(1, 5))
+def test_round_trip(data: tuple[list[tuple[str, str]], list[list]], spaced: bool, batch_rows: int) -> None:
+    columns, values = data
+    separators = None if spaced else COMPACT
+    decoder, _, table = decode([header(columns)] + [row(v) for v in values], separators, batch_rows)
+    assert table.num_rows == len(values)
+    assert_columns(table, {name: [v[i] for v in values] for i, (name, _) in enumerate(columns)})
+    assert decoder.conversions == {}
+
+
+@settings(max_examples=150, deadline=None)
+@given(cells=st.lists(st.one_of(st.none(), *(_values.values())), max_size=10), batch_rows=st.integers(1, 4))
+def test_mixed_column_never_loses_a_value(cells: list, batch_rows: int) -> None:
+    decoder, _, table = decode([header([("m", "UNKNOWN")])] + [row([v]) for v in cells], COMPACT, batch_rows)
+    got = table.column("m").to_pylist()
+    kind = table.schema.field("m").type
+    assert len(got) == len(cells)
+    for value, result in zip(cells, got):
+        if value is None:
+            assert result is None
+        elif pa.types.is_large_string(kind):
+            if isinstance(value, bytes):
+                assert base64.b64decode(result) == value
+            elif isinstance(value, float):
+                assert same(float(result.replace("Infinity", "inf")), value)
+            elif isinstance(value, int):
+                assert int(float(result)) == value if "." in result else int(result) == value
+            else:
+                assert result == value
+        elif pa.types.is_float64(kind):
+            assert same(float(value), result)
+        else:
+            assert same(result, value)
