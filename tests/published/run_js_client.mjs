@@ -3,7 +3,7 @@
 //
 // Usage: VOLT_JS_ENV=<folder with node_modules> node run_js_client.mjs CONFIG.json FACTS.json
 //
-// FACTS holds wire_id, database_id, statement, missing_id, publish_wire_id and
+// FACTS holds wire_id, database_id, statements (name -> SQL), missing_id, publish_wire_id and
 // publish_chunks. Steps run one after another, each with a timeout (a lost or
 // malformed frame shows up in this client as a call that never settles, §8).
 // The result is one JSON object on stdout.
@@ -76,10 +76,12 @@ const steps = {
     }
   },
   async sql() {
-    const rows = await withTimeout(
-      client.SqlExecuteJSON({ database_id: facts.database_id, statement: facts.statement })
-    );
-    return { ok: true, rows };
+    // The client wraps a bare request as {start: ...} (current schema).
+    const tables = {};
+    for (const [name, statement] of Object.entries(facts.statements)) {
+      tables[name] = await withTimeout(client.SqlExecuteJSON({ database_id: facts.database_id, statement }));
+    }
+    return { ok: true, tables };
   },
   async subscribe() {
     const call = client.SubscribeWire({ wire_id: facts.wire_id });

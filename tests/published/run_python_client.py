@@ -5,8 +5,8 @@ ours: it imports nothing from volt_data. Usage::
 
     python run_python_client.py CONFIG.json FACTS.json
 
-FACTS holds ``wire_id``, ``database_id``, ``statement``, ``missing_id`` and
-``publish_chunks`` (texts to publish). The steps run one after another,
+FACTS holds ``wire_id``, ``database_id``, ``statements`` (name -> SQL),
+``missing_id``, ``publish_wire_id`` and ``publish_chunks`` (texts to publish). The steps run one after another,
 because 0.1.14 loses frames when calls overlap (protocol reference §7), and
 each has a timeout, because a lost frame shows up as a call that never ends.
 Every streaming call gets an ``error`` handler: without one pyee raises
@@ -70,11 +70,14 @@ async def status_error(client: VoltClient, missing_id: str) -> dict:
     return {"ok": True, "raised": False, "response": response}
 
 
-async def sql_rows(client: VoltClient, database_id: str, statement: str) -> dict:
-    rows = await asyncio.wait_for(
-        client.SqlExecuteJSON({"database_id": database_id, "statement": statement}), STEP_TIMEOUT
-    )
-    return {"ok": True, "rows": rows}
+async def sql_rows(client: VoltClient, database_id: str, statements: dict[str, str]) -> dict:
+    """Run each named statement with SqlExecuteJSON (0.1.14 sends the flat, pre-oneof request)."""
+    tables = {}
+    for name, statement in statements.items():
+        tables[name] = await asyncio.wait_for(
+            client.SqlExecuteJSON({"database_id": database_id, "statement": statement}), STEP_TIMEOUT
+        )
+    return {"ok": True, "tables": tables}
 
 
 async def subscribe(client: VoltClient, wire_id: str, wanted: int = 2) -> dict:
@@ -110,7 +113,7 @@ async def main(config: dict, facts: dict) -> dict:
     steps = {
         "unary": lambda: unary_home(client, home_id),
         "status_error": lambda: status_error(client, facts["missing_id"]),
-        "sql": lambda: sql_rows(client, facts["database_id"], facts["statement"]),
+        "sql": lambda: sql_rows(client, facts["database_id"], facts["statements"]),
         "subscribe": lambda: subscribe(client, facts["wire_id"]),
         "publish": lambda: publish(client, facts["publish_wire_id"], facts["publish_chunks"], home_id),
     }
