@@ -14,6 +14,7 @@ free of function calls per cell.
 from __future__ import annotations
 
 import base64
+import binascii
 import math
 from json.encoder import encode_basestring  # C-accelerated JSON string quoting
 from typing import Callable, Sequence
@@ -87,6 +88,7 @@ _FAST_CELL = {
     DATA_TYPE_INTEGER: """(('{"integer":"%d"}' % v@) if type(v@) is int else cell(v@))""",
     DATA_TYPE_TEXT: """(('{"text":' + quote(v@) + '}') if type(v@) is str else cell(v@))""",
     DATA_TYPE_REAL: """(('{"real":%r}' % v@) if type(v@) is float and v@ - v@ == 0 else cell(v@))""",
+    DATA_TYPE_BLOB: """(('{"blob":"' + b64(v@, newline=False).decode() + '"}') if type(v@) is bytes else cell(v@))""",
     DATA_TYPE_NULL: """('{"null":true}' if v@ is None else cell(v@))""",
 }
 
@@ -105,7 +107,7 @@ def row_encoder(types: Sequence[str]) -> RowEncoder:
     cells = [_FAST_CELL.get(kind, "cell(v@)").replace("@", str(index)) for index, kind in enumerate(types)]
     template = '{"row":{"column":[' + ",".join(["%s"] * width) + "]}}"
     source = f"def encode(rows):\n    return [{template!r} % ({', '.join(cells)},) for {names} in rows]\n"
-    namespace: dict = {"cell": encode_cell, "quote": encode_basestring}
+    namespace: dict = {"cell": encode_cell, "quote": encode_basestring, "b64": binascii.b2a_base64}
     exec(compile(source, f"<row encoder {width} columns>", "exec"), namespace)
     return namespace["encode"]
 

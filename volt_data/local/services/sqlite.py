@@ -215,8 +215,9 @@ class SqliteService:
             await call.send(header_json(names, types))
             encode = row_encoder(types)
             page_size, sent_in_page = start.page_size, 0
-            while batch:
-                for line in encode(batch):
+            lines = encode(batch)
+            while lines:
+                for line in lines:
                     if page_size and sent_in_page >= page_size:
                         request = await call.receive()
                         kind = None if request is None else request.WhichOneof("payload")
@@ -232,7 +233,8 @@ class SqliteService:
                         return False
                     await call.send(line)
                     sent_in_page += 1
-                batch = await asyncio.to_thread(cursor.fetchmany, FETCH_BATCH)
+                # Fetching and encoding both run in the worker thread: the loop only sends.
+                lines = await asyncio.to_thread(_fetch_lines, cursor, encode)
         except sqlite3.Error as error:
             raise _sqlite_failure(error, guard, call.identity) from None
         finally:
@@ -268,6 +270,10 @@ class SqliteService:
     async def import_csv(self, call: ServerCall) -> None:
         """ImportCSV: see :mod:`volt_data.local.services.csv_import`."""
         await csv_import.import_csv(self, call)
+
+
+def _fetch_lines(cursor: sqlite3.Cursor, encode) -> list[str]:
+    return encode(cursor.fetchmany(FETCH_BATCH))
 
 
 def _close(connection: sqlite3.Connection, in_transaction: bool) -> None:
