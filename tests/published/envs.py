@@ -14,6 +14,7 @@ the tests turn into ``pytest.skip``. A file lock serialises concurrent builders.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -26,6 +27,7 @@ from typing import Iterator
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_JSON = Path(__file__).with_name("package.json")
+PACKAGE_LOCK = Path(__file__).with_name("package-lock.json")
 
 PYTHON_CLIENT_SPEC = ("volt_client_web==0.1.14", "setuptools")
 """What the v1 environment installs: the client plus the ``pkg_resources`` it imports."""
@@ -120,12 +122,15 @@ def python_client_env() -> Path:
 def js_client_env() -> Path:
     """Return a folder whose ``node_modules`` holds ``@tdxvolt/volt-client-web`` 0.20.34 and ``ws``.
 
+    Installed from ``package.json`` and, when present, the committed ``package-lock.json``.
+
     Scripts that import the client must run with this folder as the working
     directory or be placed in it (Node resolves packages from the script's folder).
     """
     root = cache_dir() / "js-volt-client-web-0.20.34"
     manifest = json.loads(PACKAGE_JSON.read_text())
-    spec = manifest["dependencies"]
+    lock = hashlib.sha256(PACKAGE_LOCK.read_bytes()).hexdigest() if PACKAGE_LOCK.exists() else None
+    spec = {"dependencies": manifest["dependencies"], "lock_sha256": lock}
     with _locked("js"):
         if _is_ready(root, spec) and (root / "node_modules" / "@tdxvolt" / "volt-client-web").is_dir():
             return root
@@ -135,7 +140,9 @@ def js_client_env() -> Path:
         try:
             _run(["node", "--version"])
             shutil.copyfile(PACKAGE_JSON, root / "package.json")
-            _run(["npm", "install", "--no-audit", "--no-fund", "--no-package-lock", "--loglevel=error",
+            if lock:  # the lock pins every transitive package; `npm ci` installs exactly that
+                shutil.copyfile(PACKAGE_LOCK, root / "package-lock.json")
+            _run(["npm", "ci" if lock else "install", "--no-audit", "--no-fund", "--loglevel=error",
                   "--fetch-timeout=30000", "--fetch-retries=1"], cwd=root)
         except ClientEnvUnavailable:
             shutil.rmtree(root, ignore_errors=True)

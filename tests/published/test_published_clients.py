@@ -252,3 +252,43 @@ def test_publish_wire_reaches_an_independent_subscriber(run):
     )
     assert result["witness"]["chunks"] == run["facts"]["publish_chunks"]  # in order, each once
     _step(run, "publish")
+
+
+# --------------------------------------------------------------------------- the 0.1.14 README, as printed
+
+
+@pytest.fixture(scope="module")
+def readme_result(python_client, volt, sample, tmp_path_factory) -> dict:
+    config = volt.client_config(name="readme-bob", protocol="v1", access="owner")
+    encrypted = volt.client_config(name="readme-bob", protocol="v1", access="owner", passphrase="bob's secret")
+    return _run_client(
+        [str(python_client), str(HERE / "run_seed_readme.py")], tmp_path_factory.mktemp("readme"),
+        {"config.json": config, "encrypted.json": encrypted, "facts.json": _facts(sample, "readme")},
+    )
+
+
+def test_readme_config_problems_are_the_documented_ones(readme_result):
+    """An encrypted key and a missing http_address stop 0.1.14 before any frame is sent (§1)."""
+    encrypted = readme_result["encrypted_key"]
+    assert encrypted["error_type"] == "TypeError"
+    assert "Password was not given but private key is encrypted" in encrypted["error"]
+    no_address = readme_result["no_http_address"]
+    assert (no_address["error_type"], no_address["error"]) == ("KeyError", "'http_address'")
+
+
+def test_readme_camel_case_names_do_not_exist(readme_result):
+    for name in ("getResource", "sqlExecute", "subscribeWire"):
+        step = readme_result["readme_calls"][name]
+        assert step["error_type"] == "AttributeError" and name in step["error"], step
+
+
+def test_readme_examples_work_with_the_real_method_names(readme_result):
+    """With PascalCase names, the README's own requests (``resourceId``, the flat
+    Execute request) and handlers work against the local Volt."""
+    steps = readme_result["pascal_case"]
+    assert steps["GetResource"]["ok"], steps["GetResource"]
+    assert steps["GetResource"]["resource"]["name"]
+    assert steps["SqlExecute"]["ok"] and steps["SqlExecute"]["ended"], steps["SqlExecute"]
+    assert steps["SqlExecute"]["responses"] == 1 + 6  # header, then one row per sensor
+    assert "header" in steps["SqlExecute"]["first_responses"][0]
+    assert steps["SubscribeWire"]["ok"] and steps["SubscribeWire"]["chunks"] >= 2, steps["SubscribeWire"]
