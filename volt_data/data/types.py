@@ -135,45 +135,34 @@ def real_text(value: float) -> str:
     return repr(value)
 
 
-def cell_text(cell: dict) -> str | None:
-    """Any cell rendered as text for a column promoted to string."""
-    for kind, value in cell.items():
-        if kind == TEXT:
-            return value
-        if kind == INTEGER:
-            return str(int(value))
-        if kind == REAL:
-            return real_text(real_value(value))
-        if kind == BLOB:
-            return value
-    return None
+def parts_from_cells(cells: Sequence[dict]) -> dict[str, pa.Array]:
+    """Split a column's cell objects into one typed array per value kind present.
 
-
-def cell_float(cell: dict) -> float | None:
-    """An integer or real cell as a float (only used once every integer is known exact)."""
-    for kind, value in cell.items():
-        if kind == INTEGER:
-            return float(int(value))
-        if kind == REAL:
-            return real_value(value)
-    return None
-
-
-def column_array(cells: Sequence[dict], target: pa.DataType, kinds: set[str]) -> pa.Array:
-    """Build one column of ``target`` type from its cell objects.
-
-    ``kinds`` are the value kinds among ``cells`` (:func:`cell_kinds`); the caller
-    picks ``target`` with :func:`resolve_type` so that it holds all of them.
+    Each array has one slot per cell, null where the cell is of another kind:
+    ``integer`` -> int64, ``real`` -> float64, ``text`` -> large_string,
+    ``blob`` -> large_binary. :func:`build_column` combines them.
     """
-    if not kinds:
-        return pa.nulls(len(cells), type=target)
-    if len(kinds) == 1:
-        (kind,) = kinds
-        if ARROW_TYPES[kind] == target:  # the common case: cells agree with the column type
-            return _SINGLE_KIND_BUILDERS[kind]([cell.get(kind) for cell in cells])
+    return {kind: _PART_BUILDERS[kind]([cell.get(kind) for cell in cells]) for kind in cell_kinds(cells)}
+
+
+def build_column(parts: dict[str, pa.Array], length: int, target: pa.DataType) -> pa.Array:
+    """Combine per-kind arrays into one column of ``target`` type.
+
+    The caller picks ``target`` with :func:`resolve_type` from the kinds present,
+    so every value fits. The common case, one kind matching the target, is free.
+    """
+    if not parts:
+        return pa.nulls(length, type=target)
+    if len(parts) == 1:
+        ((kind, array),) = parts.items()
+        if array.type == target:
+            return array
     if pa.types.is_float64(target):
-        return pa.array([cell_float(cell) for cell in cells], type=pa.float64())
-    return pa.array([cell_text(cell) for cell in cells], type=pa.large_string())
+        real = parts.get(REAL, pa.nulls(length, pa.float64()))
+        integer = parts.get(INTEGER, pa.nulls(length, pa.int64()))
+        return pc.coalesce(real, pc.cast(integer, pa.float64()))
+    texts = [array_as_text(parts[kind]) for kind in (TEXT, INTEGER, REAL, BLOB) if kind in parts]
+    return pc.coalesce(*texts) if len(texts) > 1 else texts[0]
 
 
 def cell_kinds(cells: Sequence[dict]) -> set[str]:
@@ -182,7 +171,7 @@ def cell_kinds(cells: Sequence[dict]) -> set[str]:
     return kinds & _VALUE_KIND_SET
 
 
-_SINGLE_KIND_BUILDERS = {
+_PART_BUILDERS = {
     INTEGER: integer_array,
     REAL: real_array,
     TEXT: lambda values: pa.array(values, type=pa.large_string()),
