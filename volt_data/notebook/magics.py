@@ -31,11 +31,16 @@ _DESTINATION = re.compile(r"(?:^|\s)([A-Za-z_][A-Za-z0-9_]*)\s*<<(?=\s|$)")
 def public(name: str) -> Any:
     """A public data-layer function: ``volt_data.<name>``, else ``volt_data.data.<name>``."""
     function = getattr(volt_data, name, None)
-    if function is None:
-        import volt_data.data as data
+    if function is not None:
+        return function
+    import importlib
 
-        function = getattr(data, name)
-    return function
+    # Until the top-level re-exports land, the data layer's own modules.
+    for module in ("volt_data.data", "volt_data.data.readers", "volt_data.data.default"):
+        function = getattr(importlib.import_module(module), name, None)
+        if function is not None:
+            return function
+    raise AttributeError(f"volt_data has no {name}")
 
 
 class NotebookSession:
