@@ -45,7 +45,8 @@ class CoreSubscriber:
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> "CoreSubscriber":
-        self._socket = connect(self.config.websocket_url(), open_timeout=10, max_size=None)
+        # Entered by hand (not a `with` block) because the connection outlives this method.
+        self._socket = connect(self.config.websocket_url(), open_timeout=10, max_size=None).__enter__()
         invoke = envelope.encode_invoke(SUBSCRIBE_WIRE, json.dumps({"wire_id": self.wire_id}))
         for frame in self._session.open_call(CALL_ID, invoke):
             self._socket.send(frame)
@@ -63,7 +64,7 @@ class CoreSubscriber:
                     self._socket.send(frame)
                 self.ended.wait(5)
         finally:
-            self._socket.close()
+            self._socket.__exit__(None, None, None)
             if self._thread is not None:
                 self._thread.join(5)
 
