@@ -33,7 +33,7 @@ from volt_data.data.decoder import ExecuteDecoder
 from volt_data.data.default import default_client
 from volt_data.data.progress import ProgressOption, make_progress
 from volt_data.data.resolve import resolve_database
-from volt_data.errors import CallCancelledError, CallError, CallTimeoutError, VoltError
+from volt_data.errors import CallCancelledError, CallError, CallTimeoutError, ProtocolError, VoltError
 
 logger = logging.getLogger("volt_data.data.readers")
 
@@ -121,6 +121,11 @@ class ExecuteStream:
                     yield batch
             for batch in self.decoder.finish():
                 yield batch
+        except ProtocolError as error:
+            failure = error
+            if self.cancelled:  # frames that were in flight when the call's keys were dropped
+                raise CallCancelledError("Execute was cancelled") from None
+            raise
         except CallError as error:
             failure = error
             if error.method is None:
