@@ -71,9 +71,11 @@ class Wire:
         for frame in session.open_call(call_id, encode_invoke(method, text)):
             await self.websocket.send(frame)
         if session.generation == "v2":
-            reply = await self._next_for(session, call_id)
-            if reply.kind != KEY_EXCHANGE:
-                return call_id  # refused: the caller reads the envelope error via finish()
+            frame = await self._next_frame_for(session, call_id)
+            reply = session.receive(frame)
+            if reply.kind != KEY_EXCHANGE:  # refused: finish() reads the envelope error
+                self.inbox.setdefault(("v2", call_id), []).insert(0, frame)
+                return call_id
             for frame in session.accept_key_exchange(reply):
                 await self.websocket.send(frame)
         return call_id
@@ -112,16 +114,19 @@ class Wire:
         return self.inbox.get((generation, call_id), [])
 
     async def _next_for(self, session, call_id: int):
+        return session.receive(await self._next_frame_for(session, call_id))
+
+    async def _next_frame_for(self, session, call_id: int):
         waiting = self.inbox.get((session.generation, call_id))
         if waiting:
-            return session.receive(waiting.pop(0))
+            return waiting.pop(0)
         while True:
             frame = await self.websocket.recv()
             generation = "v1" if isinstance(frame, str) else "v2"
             if generation == session.generation:
                 incoming = session.receive(frame)
                 if incoming.call_id == call_id or (incoming.kind == ENVELOPE_ERROR and not incoming.call_id):
-                    return incoming
+                    return frame
                 frame_id = incoming.call_id
             else:
                 frame_id = None
