@@ -104,6 +104,16 @@ const steps = {
     const ended = await waitUntil(() => seen.ended || seen.errors.length > 0);
     return { ok: ended && seen.errors.length === 0, ended: seen.ended, replies: seen.data, errors: seen.errors };
   },
+  async unknown_method() {
+    // GetSettings is called by this client's own API but absent from the 0.20.34 schema (§9).
+    try {
+      const response = await withTimeout(client.unaryCall("/tdx.volt_api.volt.v1.VoltAPI/GetSettings", {}));
+      return { ok: true, raised: false, response };
+    } catch (err) {
+      if (err?.message?.startsWith("timed out")) throw err;
+      return { ok: true, raised: true, ...describeError(err), error: err?.message };
+    }
+  },
 };
 
 const result = { client: "@tdxvolt/volt-client-web 0.20.34 (js)" };

@@ -106,6 +106,17 @@ async def publish(client: VoltClient, wire_id: str, texts: list[str], home_id: s
             "errors": seen["errors"], "pump_call_ok": bool(pump)}
 
 
+async def unknown_method(client: VoltClient) -> dict:
+    """A path the client still knows but the current schema dropped (reference §7): a method_end error."""
+    try:
+        response = await asyncio.wait_for(client.GetSettings({}), STEP_TIMEOUT)
+    except asyncio.TimeoutError:
+        raise
+    except Exception as exc:
+        return {"ok": True, "raised": True, "error_type": type(exc).__name__, "error": str(exc)}
+    return {"ok": True, "raised": False, "response": response}
+
+
 async def main(config: dict, facts: dict) -> dict:
     client = VoltClient(config)
     await asyncio.wait_for(client.initialise(), STEP_TIMEOUT)
@@ -116,6 +127,7 @@ async def main(config: dict, facts: dict) -> dict:
         "sql": lambda: sql_rows(client, facts["database_id"], facts["statements"]),
         "subscribe": lambda: subscribe(client, facts["wire_id"]),
         "publish": lambda: publish(client, facts["publish_wire_id"], facts["publish_chunks"], home_id),
+        "unknown_method": lambda: unknown_method(client),  # last: 0.1.14 may lose the next call after it
     }
     result: dict = {"client": "volt_client_web 0.1.14"}
     for name, step in steps.items():

@@ -244,6 +244,12 @@ def test_subscribe_wire_then_stop(run):
     assert step["ended"], "the call did not end after {'stop': true}"
 
 
+def test_unknown_method_fails_the_call_with_a_reason(run):
+    step = _step(run, "unknown_method")
+    assert step["raised"], f"GetSettings (not in the schema) answered: {step}"
+    assert "GetSettings" in step["error"] or "unimplemented" in step["error"].lower(), step
+
+
 def test_publish_wire_reaches_an_independent_subscriber(run):
     result = run["result"]
     assert result["witness"]["failure"] is None
