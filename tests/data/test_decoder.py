@@ -284,3 +284,73 @@ def test_mixed_column_never_loses_a_value(cells: list, batch_rows: int) -> None:
             assert same(float(value), result)
         else:
             assert same(result, value)
+
+
+# -- bulk feeds (Arrow's JSON reader) against small feeds (orjson) ---------------------------------
+
+
+def _bulk_values(count: int) -> list[list]:
+    specials = [math.nan, math.inf, -math.inf, -0.0, 1e-300, 0.1]
+    texts = ["", "é✓ 🚀", 'q"uote \\ back', "line\nbreak", "plain"]
+    values = []
+    for i in range(count):
+        values.append([
+            None if i % 7 == 0 else (INT64_MIN + i if i % 2 else INT64_MAX - i),
+            None if i % 5 == 0 else texts[i % len(texts)],
+            None if i % 11 == 0 else specials[i % len(specials)],
+            None if i % 3 == 0 else bytes([i % 256]) * (i % 4),
+            # a column whose cells disagree with its header: ints, then text, a blob, a real
+            "text" if i == 1200 else b"\x01" if i == 1300 else 2.5 if i == 1400 else i,
+        ])
+    return values
+
+
+BULK_COLUMNS = [("i", "INTEGER"), ("t", "TEXT"), ("r", "REAL"), ("b", "BLOB"), ("m", "INTEGER")]
+
+
+def _decode_in_feeds(envelopes: list[bytes], size: int) -> tuple[ExecuteDecoder, pa.Table]:
+    decoder = ExecuteDecoder(batch_rows=500)
+    batches = []
+    for start in range(0, len(envelopes), size):
+        batches += decoder.feed(envelopes[start : start + size])
+    batches += decoder.finish()
+    assert all(b.num_rows <= 500 for b in batches)
+    return decoder, decoder.unify(batches)
+
+
+@pytest.mark.parametrize("separators", [COMPACT, None], ids=["compact", "json.dumps"])
+def test_bulk_feed_agrees_with_small_feeds(separators: tuple[str, str] | None) -> None:
+    values = _bulk_values(1500)
+    envelopes = [envelope(r, separators) for r in [header(BULK_COLUMNS)] + [row(v) for v in values]]
+    bulk_decoder, bulk = _decode_in_feeds(envelopes, len(envelopes))
+    small_decoder, small = _decode_in_feeds(envelopes, 10)
+    expected = {name: [v[i] for v in values] for i, (name, _) in enumerate(BULK_COLUMNS[:4])}
+    expected["m"] = [
+        "text" if v[4] == "text" else "AQ==" if v[4] == b"\x01" else "2.5" if v[4] == 2.5 else str(v[4])
+        for v in values
+    ]
+    for table in (bulk, small):
+        assert table.schema.field("m").type == pa.large_string()
+        assert_columns(table, expected)
+    assert bulk.schema == small.schema
+    assert bulk_decoder.conversions == small_decoder.conversions and set(bulk_decoder.conversions) == {"m"}
+
+
+def test_bulk_responses_with_status_raise() -> None:
+    responses = [json.dumps(header([("a", "INTEGER")]))] + [json.dumps(row([i])) for i in range(1100)]
+    responses.append(json.dumps({"status": {"code": 13, "message": "internal", "description": "disk I/O error"}}))
+    with pytest.raises(CallError, match="disk I/O error") as caught:
+        ExecuteDecoder().feed_responses(responses)
+    assert caught.value.code == 13
+
+
+def test_bulk_responses_the_strict_reader_refuses_still_decode() -> None:
+    # Integers as JSON numbers and a numeric enum: Arrow refuses, orjson takes over.
+    responses = ['{"header":{"column":[{"name":"a","type":2}]}}']
+    responses += [f'{{"row":{{"column":[{{"integer":{i}}}]}}}}' for i in range(1100)]
+    responses.append('{"affected_rows": 0}')
+    decoder = ExecuteDecoder()
+    table = decoder.unify(decoder.feed_responses(responses) + decoder.finish())
+    assert table.column("a").to_pylist() == list(range(1100))
+    assert table.schema.field("a").type == pa.int64()
+    assert decoder.affected_rows == 0

@@ -28,9 +28,12 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from volt_data.data import arrow_json
 from volt_data.data import types as policy
 from volt_data.errors import CallError, ProtocolError
 
@@ -38,6 +41,8 @@ log = logging.getLogger("volt_data.data.decoder")
 
 _ENVELOPE_PREFIXES = (b'{"method_payload":{"json_payload":', b'{"method_payload": {"json_payload": ')
 _ROW_PREFIXES = ('{"row":{"column":', '{"row": {"column": ')
+#: Below this many frames per feed, Arrow's fixed cost outweighs its bulk speed.
+ARROW_MIN_FRAMES = 1024
 
 
 class ExecuteDecoder:
@@ -69,7 +74,12 @@ class ExecuteDecoder:
 
     def feed(self, envelopes: Sequence[bytes]) -> list[pa.RecordBatch]:
         """Decode decrypted ``method_payload`` inner envelopes; return the batches completed."""
-        return self.feed_responses(unwrap_envelopes(envelopes))
+        if len(envelopes) >= ARROW_MIN_FRAMES and isinstance(envelopes[0], bytes):
+            payloads = arrow_json.unwrap_envelopes(envelopes)
+            if payloads is not None:
+                batches = self._feed_arrow(payloads)
+                return batches if batches is not None else self._feed_texts(payloads.to_pylist())
+        return self._feed_texts(unwrap_envelopes(envelopes))
 
     def feed_responses(self, responses: Sequence[str | bytes]) -> list[pa.RecordBatch]:
         """Decode response JSON texts (the ``json_payload`` strings); return the batches completed.
@@ -77,6 +87,18 @@ class ExecuteDecoder:
         Raises :class:`~volt_data.errors.CallError` on a ``status`` response and
         :class:`~volt_data.errors.ProtocolError` on malformed JSON.
         """
+        if len(responses) >= ARROW_MIN_FRAMES:
+            try:
+                texts = pa.array(responses, type=pa.string())
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+                texts = None
+            if texts is not None and not texts.null_count:
+                batches = self._feed_arrow(texts)
+                if batches is not None:
+                    return batches
+        return self._feed_texts(responses)
+
+    def _feed_texts(self, responses: Sequence[str | bytes]) -> list[pa.RecordBatch]:
         pending = self._pending
         compact, spaced = _ROW_PREFIXES
         compact_len, spaced_len = len(compact), len(spaced)
@@ -105,6 +127,62 @@ class ExecuteDecoder:
     def unify(self, batches: Sequence[pa.RecordBatch]) -> pa.Table:
         """Concatenate ``batches`` into one table with this decoder's final schema."""
         return policy.unify(batches, self.schema)
+
+    def _feed_arrow(self, texts: pa.StringArray) -> list[pa.RecordBatch] | None:
+        """Decode many responses with Arrow; None (and no state changed) if they need the general path."""
+        table = arrow_json.parse_responses(texts)
+        if table is None:
+            return None
+        status = table.column("status").combine_chunks()
+        if status.null_count < len(status):
+            for value in status.to_pylist():
+                if value and (value.get("message") or value.get("code")):
+                    return None  # the general path raises the CallError, in order
+        headers = table.column("header").combine_chunks()
+        rows = table.column("row").combine_chunks()
+        row_positions = np.flatnonzero(rows.is_valid().to_numpy(zero_copy_only=False))
+        header_positions = np.flatnonzero(headers.is_valid().to_numpy(zero_copy_only=False))
+        if len(header_positions) > 1:
+            return None
+        header = None
+        if len(header_positions):
+            if len(row_positions) and row_positions[0] < header_positions[0]:
+                return None
+            header = headers[int(header_positions[0])].as_py()
+        elif self.schema is None and len(row_positions):
+            return None
+        if header is not None:
+            names = [str(c.get("name") or "") for c in header.get("column") or []]
+            declared = [policy.header_kind(c.get("type")) for c in header.get("column") or []]
+            if self.schema is not None and (names != self._names or declared != self._declared):
+                return None
+            width = len(names)
+        else:
+            width = len(self._names)
+        parts = None
+        if len(row_positions):
+            lists = pc.struct_field(rows.take(pa.array(row_positions)), [0])
+            try:
+                parts = arrow_json.row_parts(lists, width)
+            except (pa.ArrowInvalid, ValueError):
+                return None
+            if parts is None:
+                return None
+        # Nothing can send us to the general path any more: apply the responses.
+        if header is not None:
+            self._set_header(header.get("column") or [])
+        affected = table.column("affected_rows").drop_null()
+        if len(affected):
+            self.affected_rows = int(affected[-1].as_py())
+        batches = []
+        if self._pending:
+            batches.append(self._build(len(self._pending)))
+        count = len(row_positions)
+        for start in range(0, count, self.batch_rows):
+            size = min(self.batch_rows, count - start)
+            sliced = [{kind: array.slice(start, size) for kind, array in column.items()} for column in parts]
+            batches.append(self._batch(sliced, size))
+        return batches
 
     # -- responses other than fast-path rows -------------------------------------
 
