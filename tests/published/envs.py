@@ -32,7 +32,7 @@ PACKAGE_LOCK = Path(__file__).with_name("package-lock.json")
 PYTHON_CLIENT_SPEC = ("volt_client_web==0.1.14", "setuptools")
 """What the v1 environment installs: the client plus the ``pkg_resources`` it imports."""
 
-INSTALL_TIMEOUT = 600.0
+INSTALL_TIMEOUT = 300.0
 """Seconds one pip or npm run may take before the build is abandoned."""
 
 _READY = ".ready.json"

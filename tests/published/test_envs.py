@@ -32,6 +32,7 @@ def test_cache_dir_follows_the_environment_variable(monkeypatch, tmp_path):
 
 
 @pytest.mark.published_clients
+@pytest.mark.timeout(900)  # may build the environment first
 @pytest.mark.parametrize("build", [envs.python_client_env, envs.js_client_env], ids=["python", "js"])
 def test_a_built_environment_is_reused_quickly(build):
     try:
