@@ -6,9 +6,10 @@ ours: it imports nothing from volt_data. Usage::
     python run_python_client.py CONFIG.json FACTS.json
 
 FACTS holds ``wire_id``, ``database_id``, ``statements`` (name -> SQL),
-``missing_id``, ``publish_wire_id`` and ``publish_chunks`` (texts to publish). The steps run one after another,
-because 0.1.14 loses frames when calls overlap (protocol reference §7), and
-each has a timeout, because a lost frame shows up as a call that never ends.
+``missing_id``, ``publish_wire_id`` and ``publish_chunks`` (texts to publish).
+The steps run one after another, because 0.1.14 loses frames when calls
+overlap (protocol reference §7), and each has a timeout, because a lost frame
+shows up as a call that never ends.
 Every streaming call gets an ``error`` handler: without one pyee raises
 inside the client's reader loop. The result is one JSON object on stdout;
 whatever the client prints itself is sent to stderr.

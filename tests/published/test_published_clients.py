@@ -121,7 +121,9 @@ def _run_client(command: list[str], tmp_path: Path, files: dict[str, dict], env:
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"{command[-1]} did not finish in {CLIENT_RUN_TIMEOUT:.0f} s: {exc.stderr!r}")
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    assert done.returncode == 0 and lines, f"exit {done.returncode}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    assert done.returncode == 0 and lines, (
+        f"exit {done.returncode}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    )
     result = json.loads(lines[-1])
     result["_stderr"] = done.stderr[-4000:]
     return result
@@ -183,7 +185,9 @@ def run(request) -> dict:
 
 def _step(run: dict, name: str) -> dict:
     step = run["result"].get(name) or run["result"].get("initialise") or {}
-    assert step.get("ok"), f"{name} failed: {json.dumps(step, indent=1)}\nclient stderr:\n{run['result']['_stderr']}"
+    assert step.get("ok"), (
+        f"{name} failed: {json.dumps(step, indent=1)}\nclient stderr:\n{run['result']['_stderr']}"
+    )
     return step
 
 
@@ -268,7 +272,9 @@ def test_publish_wire_reaches_an_independent_subscriber(run):
 @pytest.fixture(scope="module")
 def readme_result(python_client, volt, sample, tmp_path_factory) -> dict:
     config = volt.client_config(name="readme-bob", protocol="v1", access="owner")
-    encrypted = volt.client_config(name="readme-bob", protocol="v1", access="owner", passphrase="bob's secret")
+    encrypted = volt.client_config(
+        name="readme-bob", protocol="v1", access="owner", passphrase="bob's secret"
+    )
     return _run_client(
         [str(python_client), str(HERE / "run_seed_readme.py")], tmp_path_factory.mktemp("readme"),
         {"config.json": config, "encrypted.json": encrypted, "facts.json": _facts(sample, "readme")},
