@@ -9,7 +9,10 @@ left alone, and ``::`` (a cast in other dialects) is never a placeholder.
 
 NaN and infinities have no SQLite literal (SQLite stores NaN as NULL and has no
 infinity syntax), so they raise :class:`BindingError` rather than silently
-becoming NULL or a string — the analyst decides.
+becoming NULL or a string — the analyst decides. Floats are written with
+``repr`` (shortest round-trip text); SQLite parses those exactly for ordinary
+magnitudes, while near the double limits (|x| < 1e-200 or > 1e200) its own
+conversion may land one ULP away.
 """
 from __future__ import annotations
 

@@ -276,7 +276,7 @@ class LivePlot(_LiveWidget, ipywidgets.VBox):
         )
         axes = [
             bqplot.Axis(scale=x_scale, label=x or "row"),
-            bqplot.Axis(scale=y_scale, orientation="vertical", label=", ".join(self.y_fields)),
+            bqplot.Axis(scale=y_scale, side="left", label=", ".join(self.y_fields)),
         ]
         self.figure = bqplot.Figure(marks=[self.lines], axes=axes, title=title, animation_duration=0)
         super().__init__(children=[self.figure], **kwargs)
@@ -294,7 +294,7 @@ class LivePlot(_LiveWidget, ipywidgets.VBox):
         self.points = len(xs)
         with self.lines.hold_sync():
             self.lines.x = xs
-            self.lines.y = ys
+            self.lines.y = ys if len(ys) > 1 else ys[0]  # bqplot takes one line as a flat array
 
 
 def _number(value: Any) -> float:
