@@ -443,6 +443,7 @@ class VoltServer:
             return None
         body = orjson.dumps(self.discovery()).decode()
         response = connection.respond(HTTPStatus.OK, body)
+        del response.headers["Content-Type"]  # Headers is a multi-dict: replace, not add
         response.headers["Content-Type"] = "application/json"
         return response
 
