@@ -92,7 +92,13 @@ def test_every_type_with_nulls_and_extremes(separators: tuple[str, str] | None) 
     decoder, batches, table = decode([header(ALL_TYPES)] + [row(v) for v in values], separators)
     assert len(batches) == 2  # batch_rows=4
     assert table.schema == pa.schema(
-        [("i", pa.int64()), ("t", pa.large_string()), ("r", pa.float64()), ("b", pa.large_binary()), ("n", pa.null())]
+        [
+            ("i", pa.int64()),
+            ("t", pa.large_string()),
+            ("r", pa.float64()),
+            ("b", pa.large_binary()),
+            ("n", pa.null()),
+        ]
     )
     assert_columns(table, {name: [v[i] for v in values] for i, (name, _) in enumerate(ALL_TYPES)})
     assert decoder.conversions == {}
@@ -210,13 +216,17 @@ def test_key_order_and_spacing_variants() -> None:
         b'{ "method_payload" : { "json_payload" : "{\\"affected_rows\\": 2}" } }',
         b'{"method_end": {"ended": true}}',
     ]
-    assert unwrap_envelopes(envelopes) == ['{"row":{"column":[{"integer":"1"}]}}', "{}", '{"affected_rows": 2}']
+    expected = ['{"row":{"column":[{"integer":"1"}]}}', "{}", '{"affected_rows": 2}']
+    assert unwrap_envelopes(envelopes) == expected
 
 
 def test_integer_cells_sent_as_json_numbers() -> None:
     decoder = ExecuteDecoder()
-    batches = decoder.feed_responses(['{"header":{"column":[{"name":"a","type":"DATA_TYPE_INTEGER"}]}}',
-                                      '{"row":{"column":[{"integer":5}]}}', '{"row":{"column":[{"integer":"6"}]}}'])
+    batches = decoder.feed_responses([
+        '{"header":{"column":[{"name":"a","type":"DATA_TYPE_INTEGER"}]}}',
+        '{"row":{"column":[{"integer":5}]}}',
+        '{"row":{"column":[{"integer":"6"}]}}',
+    ])
     table = decoder.unify(batches + decoder.finish())
     assert table.to_pydict() == {"a": [5, 6]}
 
@@ -227,7 +237,10 @@ def test_malformed_input_is_a_protocol_error() -> None:
     with pytest.raises(ProtocolError):
         ExecuteDecoder().feed_responses(["{bad"])
     decoder = ExecuteDecoder()
-    decoder.feed_responses(['{"header":{"column":[{"name":"a"},{"name":"b"}]}}', '{"row":{"column":[{"null":true}]}}'])
+    decoder.feed_responses([
+        '{"header":{"column":[{"name":"a"},{"name":"b"}]}}',
+        '{"row":{"column":[{"null":true}]}}',
+    ])
     with pytest.raises(ProtocolError, match="cells"):
         decoder.finish()
 
@@ -338,7 +351,8 @@ def test_bulk_feed_agrees_with_small_feeds(separators: tuple[str, str] | None) -
 
 def test_bulk_responses_with_status_raise() -> None:
     responses = [json.dumps(header([("a", "INTEGER")]))] + [json.dumps(row([i])) for i in range(1100)]
-    responses.append(json.dumps({"status": {"code": 13, "message": "internal", "description": "disk I/O error"}}))
+    failure = {"status": {"code": 13, "message": "internal", "description": "disk I/O error"}}
+    responses.append(json.dumps(failure))
     with pytest.raises(CallError, match="disk I/O error") as caught:
         ExecuteDecoder().feed_responses(responses)
     assert caught.value.code == 13

@@ -52,7 +52,11 @@ def test_per_message_ivs_match_reference(key: bytes, data: st.DataObject, messag
     assert [reference_decrypt(key, iv, c) for iv, c in zip(ivs, ciphertexts)] == messages
 
 
-@given(key=st.binary(min_size=32, max_size=32), iv=st.binary(min_size=16, max_size=16), message=st.binary(max_size=100))
+@given(
+    key=st.binary(min_size=32, max_size=32),
+    iv=st.binary(min_size=16, max_size=16),
+    message=st.binary(max_size=100),
+)
 def test_single_message_helpers_round_trip(key: bytes, iv: bytes, message: bytes) -> None:
     ciphertext = encrypt_cbc(key, iv, message)
     assert ciphertext == reference_encrypt(key, iv, message)

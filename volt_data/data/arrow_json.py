@@ -30,10 +30,11 @@ _CELL = pa.struct(
         ("null", pa.bool_()),
     ]
 )
+_HEADER_COLUMN = pa.struct([("name", pa.string()), ("type", pa.string())])
 _RESPONSE_SCHEMA = pa.schema(
     [
         ("row", pa.struct([("column", pa.list_(_CELL))])),
-        ("header", pa.struct([("column", pa.list_(pa.struct([("name", pa.string()), ("type", pa.string())])))])),
+        ("header", pa.struct([("column", pa.list_(_HEADER_COLUMN))])),
         ("status", pa.struct([("code", pa.int64()), ("message", pa.string()), ("description", pa.string())])),
         ("affected_rows", pa.int64()),
     ]
@@ -53,9 +54,8 @@ _SPECIAL_REALS = [
 def _read(buffer: bytes | pa.Buffer, schema: pa.Schema) -> pa.Table | None:
     options = pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
     try:
-        return pa_json.read_json(
-            pa.BufferReader(buffer), parse_options=options, read_options=pa_json.ReadOptions(block_size=_BLOCK_SIZE)
-        )
+        read_options = pa_json.ReadOptions(block_size=_BLOCK_SIZE)
+        return pa_json.read_json(pa.BufferReader(buffer), parse_options=options, read_options=read_options)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
 

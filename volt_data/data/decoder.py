@@ -7,19 +7,24 @@ responses are a ``header``, then one ``row`` each, or a ``status`` (failure) or
 ``affected_rows``. Parsing that frame by frame, with a dict per row, costs far
 more than the network; this decoder instead works on many frames at once:
 
-1. envelopes whose bytes start with the usual prefix (compact or ``json.dumps``
-   spacing) have prefix and closing braces cut off, the remaining string literals
-   are joined into one JSON array and a single ``orjson.loads`` yields every
-   response string;
-2. row responses are cut down to their cell arrays the same way and one more
-   ``orjson.loads`` per batch yields all rows;
-3. ``zip(*rows)`` turns rows into columns, and each column becomes one Arrow
-   array (integers go through Arrow's exact string -> int64 cast).
+* Bulk feeds (at least ``ARROW_MIN_FRAMES`` frames) go through Arrow's JSON
+  reader twice, envelopes then responses (:mod:`volt_data.data.arrow_json`):
+  no Python object is made per row or per cell, and every row of the feed comes
+  back at once, in batches of at most ``batch_rows``.
+* Smaller feeds, and bulk feeds the strict Arrow reader refuses, take the
+  general path: envelopes whose bytes start with the usual prefix (compact or
+  ``json.dumps`` spacing) have prefix and closing braces cut off, the string
+  literals are joined into one JSON array and a single ``orjson.loads`` yields
+  every response; row responses are cut down to their cell arrays the same way
+  and accumulate until ``batch_rows`` rows, which one more ``orjson.loads``
+  parses; ``zip(*rows)`` turns them into columns.
 
-Any frame that does not match a fast path (other spacing or key order, a status,
-a header) is parsed on its own, so exact bytes are never relied upon. The type
-policy, including what happens when SQLite's dynamic typing makes cells
-disagree with the header, is described in :mod:`volt_data.data.types`.
+Either way each column ends up as one typed Arrow array per value kind, which
+the type policy combines. Any frame that does not match a fast path (other
+spacing or key order, a status, a header) is parsed on its own, so exact bytes
+are never relied upon. The type policy, including what happens when SQLite's
+dynamic typing makes cells disagree with the header, is described in
+:mod:`volt_data.data.types`.
 """
 from __future__ import annotations
 
@@ -48,8 +53,9 @@ ARROW_MIN_FRAMES = 1024
 class ExecuteDecoder:
     """Turns decrypted Execute inner envelopes into Arrow record batches, columnar, no dict per row.
 
-    Feed envelopes (or response strings) in arrival order; completed batches of
-    ``batch_rows`` rows come back from :meth:`feed`, the rest from :meth:`finish`.
+    Feed envelopes (or response strings) in arrival order; completed batches (at
+    most ``batch_rows`` rows each) come back from :meth:`feed`, the rest from
+    :meth:`finish`.
     Each batch is typed by what was seen up to it (a later batch can only widen a
     column); :meth:`unify` concatenates batches into one table with the final
     schema. ``schema`` is known once the header arrived, so an empty result still
@@ -239,7 +245,8 @@ class ExecuteDecoder:
         width = len(self._names)
         widths = set(map(len, rows))
         if widths - {width}:
-            raise ProtocolError(f"a row has {sorted(widths - {width})[0]} cells but the header {width} columns")
+            cells = sorted(widths - {width})[0]
+            raise ProtocolError(f"a row has {cells} cells but the header {width} columns")
         columns = zip(*rows) if width else ()
         try:
             parts = [policy.parts_from_cells(cells) for cells in columns]

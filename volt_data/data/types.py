@@ -200,12 +200,12 @@ def array_as_text(array: pa.Array) -> pa.Array:
     if pa.types.is_integer(kind) or pa.types.is_null(kind):
         return pc.cast(array, pa.large_string())
     if pa.types.is_floating(kind):
-        return pa.array([None if v is None else real_text(v) for v in array.to_pylist()], type=pa.large_string())
+        texts = [None if v is None else real_text(v) for v in array.to_pylist()]
+        return pa.array(texts, type=pa.large_string())
     if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
         encode = base64.b64encode
-        return pa.array(
-            [None if v is None else encode(v).decode("ascii") for v in array.to_pylist()], type=pa.large_string()
-        )
+        texts = [None if v is None else encode(v).decode("ascii") for v in array.to_pylist()]
+        return pa.array(texts, type=pa.large_string())
     return pc.cast(array, pa.large_string())
 
 
