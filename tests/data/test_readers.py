@@ -231,3 +231,19 @@ async def test_async_readers_on_an_async_client(client, volt, sample_file):
     assert (await read_sql_async("SELECT 1 AS one", "sample", client=client, progress=False))["one"].tolist() == [1]
     # a SyncVoltClient works from async code too (its work hops to its own loop)
     assert len(await read_sql_async("SELECT * FROM sensors", "sample", client=volt, progress=False)) == 6
+
+
+def test_progress_choices():
+    import io
+
+    from volt_data.data.progress import CallbackProgress, TerminalProgress, make_progress
+
+    assert make_progress(False) is None
+    assert isinstance(make_progress(lambda rows, elapsed: None), CallbackProgress)
+    assert isinstance(make_progress(True), TerminalProgress)
+    stream = io.StringIO()
+    line = TerminalProgress("Execute", stream=stream)
+    line.update(1234)
+    line.close()
+    text = stream.getvalue()
+    assert text.startswith("\rExecute: 1,234 rows") and "rows/s" in text and text.endswith("\n")

@@ -83,7 +83,9 @@ class ExecuteStream:
         self.elapsed = 0.0
         self.call: Call | None = None
         self.cancelled = False
-        self._progress_option = progress
+        # Made here, in the caller's thread: a notebook widget must be displayed
+        # from the kernel's thread to land in the cell that ran the query.
+        self._progress = make_progress(progress, "Execute")
 
     async def _open(self) -> Call:
         self.database_id = await resolve_database(self.client, self.database)
@@ -102,7 +104,7 @@ class ExecuteStream:
     async def batches(self) -> AsyncIterator[pa.RecordBatch]:
         """Record batches in row order; raises CallError (with SQLite's message) on failure."""
         started = time.perf_counter()
-        progress = make_progress(self._progress_option, "Execute")
+        progress = self._progress
         failure: BaseException | None = None
         try:
             call = await self._open()
