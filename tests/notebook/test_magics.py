@@ -14,7 +14,7 @@ from conftest import open_calls, run  # noqa: E402  (tests/notebook/conftest.py)
 def test_connect_local_puts_client_and_sample_in_the_namespace(shell):
     result, texts, _ = run(shell, "%volt_connect local")
     assert result.error_in_exec is None
-    assert any("connected to the local Volt (protocol v2)" in text for text in texts)
+    assert any(text == "connected to the local Volt as owner (protocol v2); default database: sample" for text in texts)
     assert shell.user_ns["volt_client"].is_connected
     assert shell.user_ns["volt_sample"]["database_name"]
 

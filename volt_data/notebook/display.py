@@ -1,4 +1,4 @@
-"""What ``%%volt_sql`` shows: a live progress line that becomes the result summary, and short error blocks.
+"""What ``%%volt_sql`` shows: a live progress line, the result summary, and short error blocks.
 
 Every object here has a ``text/plain`` form (what nbval and terminals see) and
 an HTML form; neither contains a traceback. The progress line is a display
@@ -33,7 +33,13 @@ def summary_text(rows: int, columns: int | None, elapsed: float, database: str |
 
 
 class QueryStatus:
-    """One output line: progress while rows arrive, then the summary or a short notice."""
+    """A live progress line while rows arrive, then the summary (or a notice) as its own output.
+
+    The progress line starts empty and is cleared again at the end, so the
+    stored outputs are the same whether or not a frontend applied the
+    in-between ``update_display_data`` messages (nbval does not): an empty
+    line and the final summary.
+    """
 
     def __init__(self, database: str | None, *, show: bool = True) -> None:
         self.database = database
@@ -43,8 +49,7 @@ class QueryStatus:
         self._last = 0.0
         self._lock = threading.Lock()
         if show:
-            self._handle = display(_bundle(self._running_text(0, 0.0), self._markup(self._running_text(0, 0.0))),
-                                   raw=True, display_id=True)
+            self._handle = display(_bundle("", ""), raw=True, display_id=True)
 
     def _running_text(self, rows: int, elapsed: float) -> str:
         return f"running on {self.database or 'Volt'}: {rows:,} rows, {elapsed:.1f} s"
@@ -56,20 +61,20 @@ class QueryStatus:
     def progress(self, rows: int, elapsed: float) -> None:
         """The data layer's ``progress(rows, elapsed)`` hook, throttled to a few updates a second."""
         now = time.perf_counter()
-        with self._lock:
+        with self._lock:  # held while publishing, so no update can land after finish() cleared the line
             if self._handle is None or now - self._last < PROGRESS_INTERVAL:
                 return
             self._last = now
-        text = self._running_text(rows, elapsed)
-        self._handle.update(_bundle(text, self._markup(text)), raw=True)
+            text = self._running_text(rows, elapsed)
+            self._handle.update(_bundle(text, self._markup(text)), raw=True)
 
     def finish(self, text: str, colour: str = "#555") -> None:
-        """Replace the progress line with ``text`` (the summary or a notice)."""
+        """Clear the progress line and show ``text`` (the summary or a notice)."""
         with self._lock:
             handle, self._handle = self._handle, None
-        if handle is not None:
-            handle.update(_bundle(text, self._markup(text, colour)), raw=True)
-        elif self.show:
+            if handle is not None:
+                handle.update(_bundle("", ""), raw=True)
+        if self.show:
             display(_bundle(text, self._markup(text, colour)), raw=True)
 
     @property

@@ -143,10 +143,12 @@ class VoltMagics(Magics):
         self.shell.user_ns["volt_client"] = client
         if args.target == "local":
             self.shell.user_ns["volt_sample"] = session.sample
-            where = f"the local Volt (protocol {args.protocol}); default database: {session.default_database}"
+            text = (f"connected to the local Volt as {client.config.client_name} (protocol {args.protocol}); "
+                    f"default database: {session.default_database}")
         else:
-            where = f"Volt {client.config.volt_id} (protocol {client.config.generation})"
-        display({"text/plain": f"connected to {where} as {client.config.client_name}"}, raw=True)
+            text = (f"connected to Volt {client.config.volt_id} as {client.config.client_name} "
+                    f"(protocol {client.config.generation})")
+        display({"text/plain": text}, raw=True)
 
     @magic_arguments()
     @argument("destination", nargs="?", help="variable for the DataFrame (or write `df <<`)")
