@@ -53,6 +53,13 @@ class Incoming:
 class _CallCipher:
     key: bytes
     iv: Optional[bytes] = None  # v1: one IV for the whole call, both directions
+    _encryptor: Optional[crypto.CbcEncryptor] = None
+
+    def encrypt(self, iv: bytes, plaintext: bytes) -> bytes:
+        """AES-CBC under the call key, reusing one cipher context for the whole call."""
+        if self._encryptor is None:
+            self._encryptor = crypto.CbcEncryptor(self.key)
+        return self._encryptor.encrypt(iv, plaintext)
 
 
 def _now() -> float:
@@ -60,7 +67,7 @@ def _now() -> float:
 
 
 def _seal_v1(cipher: _CallCipher, plaintext: bytes) -> str:
-    return crypto.b64_encode(crypto.aes_cbc_encrypt(cipher.key, cipher.iv, plaintext))
+    return crypto.b64_encode(cipher.encrypt(cipher.iv, plaintext))
 
 
 def _open_many(cipher: _CallCipher, frames: list[Incoming]) -> list[bytes]:
@@ -275,7 +282,7 @@ class ClientV2Session(ClientSession):
         iv = crypto.random_bytes(16)
         metadata = {"client_end": True} if client_end else None
         return frames_v2.encode_sealed(
-            frame_type, call_id, metadata, iv, crypto.aes_cbc_encrypt(cipher.key, iv, inner)
+            frame_type, call_id, metadata, iv, cipher.encrypt(iv, inner)
         )
 
     def receive(self, frame: Frame) -> Incoming:
@@ -455,7 +462,7 @@ class ServerSession:
             return orjson.dumps({"invoke_id": call_id, "json_payload": _seal_v1(cipher, inner)}).decode()
         iv = os.urandom(16)
         return frames_v2.encode_sealed(
-            frames_v2.PAYLOAD, call_id, None, iv, crypto.aes_cbc_encrypt(cipher.key, iv, inner)
+            frames_v2.PAYLOAD, call_id, None, iv, cipher.encrypt(iv, inner)
         )
 
     @staticmethod
