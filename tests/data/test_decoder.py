@@ -373,9 +373,7 @@ def test_bulk_responses_the_strict_reader_refuses_still_decode() -> None:
 
 def test_bulk_feed_without_backslashes_agrees_with_small_feeds() -> None:
     # No backslash anywhere: the envelopes are unwrapped by byte replacement alone.
-    values = [
-        [i, f"é✓ {i} 🚀", i / 3, None if i % 4 else b"\xff" * (i % 5), 2**62 - i] for i in range(1200)
-    ]
+    values = [[i, f"é✓ {i} 🚀", i / 3, None if i % 4 else b"\xff" * (i % 5), 2**62 - i] for i in range(1200)]
     columns = [("i", "INTEGER"), ("t", "TEXT"), ("r", "REAL"), ("b", "BLOB"), ("m", "INTEGER")]
     responses = [header(columns)] + [row(v) for v in values]
     envelopes = [

@@ -83,8 +83,7 @@ def responses_without_escapes(envelopes: Sequence[bytes]) -> bytes | None:
     count = len(envelopes)
     if lines.count(b"\n" + _COMPACT_PREFIX) != count - 1 or lines.count(_COMPACT_SUFFIX) != count:
         return None
-    lines = lines[len(_COMPACT_PREFIX) :].replace(b"\n" + _COMPACT_PREFIX, b"\n")
-    lines = lines.replace(_COMPACT_SUFFIX, b"\n")
+    lines = lines[len(_COMPACT_PREFIX) :].replace(b"\n" + _COMPACT_PREFIX, b"\n").replace(_COMPACT_SUFFIX, b"\n")
     return lines.replace(b'\\"', b'"')
 
 
