@@ -298,6 +298,8 @@ class Call:
                 self._item_ready.clear()
                 await self._item_ready.wait()
             frames, self._raw = self._raw, []
+            if frames and self.ended:
+                frames = []  # in flight when the call ended (e.g. cancelled): its keys are gone
             if frames:
                 try:
                     plaintexts = self.connection.session.open(self.id, frames)

@@ -92,8 +92,10 @@ class Connection:
                 open_timeout=self.open_timeout,
                 max_size=self.max_frame_bytes,
                 compression=None,  # frames are ciphertext: compression only costs CPU
-                ping_interval=20,
-                ping_timeout=20,
+                # No keepalive pings: a reader busy decoding a large result answers
+                # pings late, and a ping timeout would then kill a healthy transfer.
+                # A Volt that goes away closes the TCP connection, which we see at once.
+                ping_interval=None,
             )
         except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException) as exc:
             raise ConnectionLostError(f"cannot connect to the Volt at {self.url}: {exc}") from exc
