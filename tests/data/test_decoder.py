@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from volt_data.data.arrow_json import responses_without_escapes
 from volt_data.data.decoder import ExecuteDecoder, unwrap_envelopes
 from volt_data.data.types import unify
 from volt_data.errors import CallError, ProtocolError
@@ -369,26 +368,3 @@ def test_bulk_responses_the_strict_reader_refuses_still_decode() -> None:
     assert table.column("a").to_pylist() == list(range(1100))
     assert table.schema.field("a").type == pa.int64()
     assert decoder.affected_rows == 0
-
-
-def test_bulk_feed_without_backslashes_agrees_with_small_feeds() -> None:
-    # No backslash anywhere: the envelopes are unwrapped by byte replacement alone.
-    values = [[i, f"é✓ {i} 🚀", i / 3, None if i % 4 else b"\xff" * (i % 5), 2**62 - i] for i in range(1200)]
-    columns = [("i", "INTEGER"), ("t", "TEXT"), ("r", "REAL"), ("b", "BLOB"), ("m", "INTEGER")]
-    responses = [header(columns)] + [row(v) for v in values]
-    envelopes = [
-        json.dumps(
-            {"method_payload": {"json_payload": json.dumps(r, separators=COMPACT, ensure_ascii=False)}},
-            separators=COMPACT,
-            ensure_ascii=False,
-        ).encode()
-        for r in responses
-    ]
-    assert responses_without_escapes(envelopes) is not None  # the path under test
-    assert responses_without_escapes([envelope(r) for r in responses]) is None  # json.dumps spacing
-    _, bulk = _decode_in_feeds(envelopes, len(envelopes))
-    _, small = _decode_in_feeds(envelopes, 10)
-    expected = {name: [v[i] for v in values] for i, (name, _) in enumerate(columns)}
-    assert_columns(bulk, expected)
-    assert_columns(small, expected)
-    assert bulk.schema == small.schema

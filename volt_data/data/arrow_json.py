@@ -60,33 +60,6 @@ def _read(buffer: bytes | pa.Buffer, schema: pa.Schema) -> pa.Table | None:
         return None
 
 
-_COMPACT_PREFIX = b'{"method_payload":{"json_payload":"'
-_COMPACT_SUFFIX = b'"}}\n'
-
-
-def responses_without_escapes(envelopes: Sequence[bytes]) -> bytes | None:
-    """The responses as newline-delimited JSON, unwrapped by byte replacement alone.
-
-    Works when every envelope is compact and the responses contain no backslash
-    (so the only escape inside each ``json_payload`` literal is ``\\"``): cutting
-    the fixed prefix and suffix and turning ``\\"`` back into ``"`` then *is* the
-    JSON string decoding, done in a few C-level passes. The unescaped prefix and
-    suffix cannot occur inside a literal, whose quotes are all escaped, so the
-    counts checked below prove every line had exactly that shape. Returns None
-    otherwise.
-    """
-    lines = b"\n".join(envelopes) + b"\n"
-    if b"\\\\" in lines or not lines.startswith(_COMPACT_PREFIX):
-        return None
-    if b"\\u005c" in lines or b"\\u005C" in lines:  # a backslash spelled as \u005c would change meaning
-        return None
-    count = len(envelopes)
-    if lines.count(b"\n" + _COMPACT_PREFIX) != count - 1 or lines.count(_COMPACT_SUFFIX) != count:
-        return None
-    lines = lines[len(_COMPACT_PREFIX) :].replace(b"\n" + _COMPACT_PREFIX, b"\n").replace(_COMPACT_SUFFIX, b"\n")
-    return lines.replace(b'\\"', b'"')
-
-
 def unwrap_envelopes(envelopes: Sequence[bytes]) -> pa.StringArray | None:
     """Every envelope's ``json_payload`` string, or None if any envelope is not a plain payload."""
     table = _read(b"\n".join(envelopes), _ENVELOPE_SCHEMA)
@@ -98,20 +71,16 @@ def unwrap_envelopes(envelopes: Sequence[bytes]) -> pa.StringArray | None:
     return payloads
 
 
-def response_lines(responses: pa.StringArray) -> bytes:
-    """Response JSON strings joined into newline-delimited JSON."""
+def parse_responses(responses: pa.StringArray) -> pa.Table | None:
+    """Parse response JSON strings against the SqlExecuteResponse schema, or None if refused."""
     lines = pc.binary_join_element_wise(responses, "\n", "")
     offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)[lines.offset : lines.offset + len(lines) + 1]
-    return lines.buffers()[2][offsets[0] : offsets[-1]].to_pybytes()
-
-
-def parse_responses(data: bytes, count: int) -> pa.Table | None:
-    """Parse ``count`` newline-delimited responses against the SqlExecuteResponse schema, or None."""
+    data = lines.buffers()[2][offsets[0] : offsets[-1]].to_pybytes()
     if b'"NaN"' in data or b'Infinity"' in data:
         for spelled, literal in _SPECIAL_REALS:
             data = data.replace(spelled, literal)
     table = _read(data, _RESPONSE_SCHEMA)
-    if table is None or table.num_rows != count:
+    if table is None or table.num_rows != len(responses):
         return None
     return table
 

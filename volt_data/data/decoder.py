@@ -81,14 +81,9 @@ class ExecuteDecoder:
     def feed(self, envelopes: Sequence[bytes]) -> list[pa.RecordBatch]:
         """Decode decrypted ``method_payload`` inner envelopes; return the batches completed."""
         if len(envelopes) >= ARROW_MIN_FRAMES and isinstance(envelopes[0], bytes):
-            lines = arrow_json.responses_without_escapes(envelopes)
-            if lines is not None:
-                batches = self._feed_arrow(lines, len(envelopes))
-                if batches is not None:
-                    return batches
             payloads = arrow_json.unwrap_envelopes(envelopes)
             if payloads is not None:
-                batches = self._feed_arrow(arrow_json.response_lines(payloads), len(payloads))
+                batches = self._feed_arrow(payloads)
                 return batches if batches is not None else self._feed_texts(payloads.to_pylist())
         return self._feed_texts(unwrap_envelopes(envelopes))
 
@@ -104,7 +99,7 @@ class ExecuteDecoder:
             except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
                 texts = None
             if texts is not None and not texts.null_count:
-                batches = self._feed_arrow(arrow_json.response_lines(texts), len(texts))
+                batches = self._feed_arrow(texts)
                 if batches is not None:
                     return batches
         return self._feed_texts(responses)
@@ -139,12 +134,9 @@ class ExecuteDecoder:
         """Concatenate ``batches`` into one table with this decoder's final schema."""
         return policy.unify(batches, self.schema)
 
-    def _feed_arrow(self, lines: bytes, count: int) -> list[pa.RecordBatch] | None:
-        """Decode ``count`` newline-delimited responses with Arrow.
-
-        Returns None, with no state changed, when they need the general path.
-        """
-        table = arrow_json.parse_responses(lines, count)
+    def _feed_arrow(self, texts: pa.StringArray) -> list[pa.RecordBatch] | None:
+        """Decode many responses with Arrow; None (and no state changed) if they need the general path."""
+        table = arrow_json.parse_responses(texts)
         if table is None:
             return None
         status = table.column("status").combine_chunks()
