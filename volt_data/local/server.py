@@ -111,10 +111,28 @@ class _Call:
 
     async def send(self, response: Any) -> None:
         """Seal one response as ``method_payload`` and write it (waits for the socket to drain)."""
-        if self.ended or self._closed:
-            raise ConnectionClosed(None, None) if self._closed else RuntimeError("the call has ended")
+        if self._closed:
+            await self._cancel_sender()
+        if self.ended:
+            raise RuntimeError(f"call {self.call_id} has ended: nothing more can be sent")
         frame = self._seal(self.generation, self.call_id, encode_payload(_response_text(response)))
-        await self._send_frame(frame)
+        try:
+            await self._send_frame(frame)
+        except ConnectionClosed:
+            await self._cancel_sender()
+
+    async def _cancel_sender(self) -> None:
+        """The client is gone: the sending task is cancelled, as on any disconnect.
+
+        Handlers see one thing whatever the timing (``CancelledError`` at an
+        await), so their cleanup (transaction rollback) lives in one place.
+        """
+        self.close()
+        task = asyncio.current_task()
+        if task is not None:
+            task.cancel()
+        await asyncio.sleep(0)
+        raise asyncio.CancelledError
 
     @property
     def closed(self) -> bool:
@@ -128,8 +146,9 @@ class _Call:
 
     def close(self) -> None:
         """The client went away: wake the handler and mark the call closed."""
-        self._closed = True
-        self._requests.put_nowait(None)
+        if not self._closed:
+            self._closed = True
+            self._requests.put_nowait(None)
 
 
 class _Connection:
@@ -394,6 +413,7 @@ class _CoalescingConnection(ServerConnection):
         self._outgoing: list[bytes] = []
         self._outgoing_bytes = 0
         self._flush_scheduled = False
+        self._yield_due = False
 
     def send_data(self) -> None:
         chunks = self.protocol.data_to_send()
@@ -414,6 +434,7 @@ class _CoalescingConnection(ServerConnection):
         self._outgoing_bytes += sum(map(len, chunks))
         if self._outgoing_bytes >= self.FLUSH_BYTES:
             self._flush()
+            self._yield_due = True  # a producer this fast must still let the loop read
         elif not self._flush_scheduled:
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
@@ -435,6 +456,11 @@ class _CoalescingConnection(ServerConnection):
         self.send_data()
         if self.paused:
             await self.drain()
+        elif self._yield_due:
+            # The peer keeps up, so drain() never waits; without this a tight
+            # producer would starve the reader (close frames, other calls).
+            self._yield_due = False
+            await asyncio.sleep(0)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
