@@ -14,7 +14,7 @@ import asyncio
 import logging
 import ssl
 from http import HTTPStatus
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import orjson
 from google.protobuf.message import Message
@@ -49,9 +49,6 @@ V1_CLIENT_FRAME_LIMIT = 1024 * 1024
 _ENDED = encode_end()
 #: How many ended call ids a connection remembers (to ignore late client frames).
 _ENDED_MEMORY = 4096
-
-HandlerLookup = Callable[[str], Optional[Handler]]
-IdentityLookup = Callable[[Caller], Optional[Identity]]
 
 
 def _status_json(code: int, description: str) -> str:
@@ -93,6 +90,7 @@ class _Call:
         self._client_done = False  # half-closed, or a unary request already delivered
         self._closed = False
         self._seal = connection.session.seal
+        self._v1 = generation == "v1"
         websocket = connection.websocket
         self._send_frame = getattr(websocket, "send_message", websocket.send)
 
@@ -116,6 +114,9 @@ class _Call:
         if self.ended:
             raise RuntimeError(f"call {self.call_id} has ended: nothing more can be sent")
         frame = self._seal(self.generation, self.call_id, encode_payload(_response_text(response)))
+        if self._v1 and len(frame) > V1_CLIENT_FRAME_LIMIT:
+            logger.warning("%s sent a %d-byte v1 frame: volt_client_web 0.1.x closes the connection "
+                           "on frames over 1 MiB", self.method.path, len(frame))
         try:
             await self._send_frame(frame)
         except ConnectionClosed:
