@@ -1,7 +1,6 @@
 """``volt-data sql`` against a real local Volt: every output format, checked with sqlite3."""
 from __future__ import annotations
 
-import argparse
 import json
 import sqlite3
 
@@ -10,16 +9,14 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from volt_data.data import cli_sql
+from volt_data.cli import main
 
 SQL = "SELECT id, name, calibration FROM sensors ORDER BY id"
 
 
 def run_cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="volt-data")
-    cli_sql.add_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    return args.handler(args)
+    """``volt-data`` as the console script runs it."""
+    return main(argv)
 
 
 @pytest.fixture

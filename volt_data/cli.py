@@ -174,7 +174,32 @@ def _sample_parser(parser: argparse.ArgumentParser) -> None:
     _add_data_dir(parser)
 
 
+def _demo_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rows", type=int, default=10, help="how many rows to show")
+    parser.add_argument("--protocol", choices=["v1", "v2"], default="v2")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from volt_data.demo import run_demo
+
+    return run_demo(rows=args.rows, protocol=args.protocol)
+
+
+def _sql_parser(parser: argparse.ArgumentParser) -> None:
+    from volt_data.data import cli_sql
+
+    cli_sql.configure_parser(parser)
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from volt_data.data import cli_sql
+
+    return cli_sql.run(args)
+
+
 _SUBCOMMANDS: dict[str, tuple[Callable, Callable[[argparse.Namespace], int], str]] = {
+    "demo": (_demo_parser, cmd_demo, "start a local Volt, load the sample data and show a query result"),
+    "sql": (_sql_parser, cmd_sql, "run a SQL statement on a Volt database and print or export the result"),
     "init": (_init_parser, cmd_init, "create the local Volt's identity and keys"),
     "add-client": (_add_client_parser, cmd_add_client, "register a client and write its config"),
     "serve": (_serve_parser, cmd_serve, "run the local Volt"),

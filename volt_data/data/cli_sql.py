@@ -3,7 +3,7 @@
 ``table`` prints the result as text; ``csv``, ``parquet`` and ``arrow`` (IPC
 stream) are written batch by batch from :func:`~volt_data.data.iter_batches`,
 so a large result never has to fit in memory. CSV shows blobs as base64.
-Wire it into ``volt_data.cli`` with :func:`add_parser` and :func:`run`.
+``volt_data.cli`` registers it through :func:`configure_parser` and :func:`run`.
 """
 from __future__ import annotations
 
@@ -23,6 +23,12 @@ FORMATS = ("table", "csv", "parquet", "arrow")
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``sql`` subcommand to an argparse ``subparsers`` object."""
     parser = subparsers.add_parser("sql", help="run a SQL statement on a Volt database")
+    configure_parser(parser)
+    return parser
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """The ``sql`` subcommand's arguments (``volt_data.cli`` registers it)."""
     parser.add_argument("statement", help="the SQL statement")
     parser.add_argument("--db", required=True, help="database name or resource id")
     parser.add_argument("--config", help="fusebox client config file (default: $VOLT_CONFIG)")
@@ -31,7 +37,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--page-size", type=int, default=None, help="rows per page requested from the Volt")
     parser.add_argument("--no-progress", action="store_true", help="never show progress")
     parser.set_defaults(handler=run)
-    return parser
 
 
 def _text_blobs(batch: pa.RecordBatch) -> pa.RecordBatch:
