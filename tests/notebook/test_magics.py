@@ -8,7 +8,7 @@ import threading
 import pandas as pd
 import pytest
 
-from conftest import open_calls, run  # noqa: E402  (tests/notebook/conftest.py)
+from nb_helpers import open_calls, run
 
 
 def test_connect_local_puts_client_and_sample_in_the_namespace(shell):

@@ -7,7 +7,7 @@ import time
 
 import orjson
 
-from conftest import open_calls, run, wait_for
+from nb_helpers import open_calls, run, wait_for
 
 
 def make_wire(client, name: str) -> str:
