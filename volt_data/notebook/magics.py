@@ -28,21 +28,6 @@ PREVIEW_ROWS = 10
 _DESTINATION = re.compile(r"(?:^|\s)([A-Za-z_][A-Za-z0-9_]*)\s*<<(?=\s|$)")
 
 
-def public(name: str) -> Any:
-    """A public data-layer function: ``volt_data.<name>``, else ``volt_data.data.<name>``."""
-    function = getattr(volt_data, name, None)
-    if function is not None:
-        return function
-    import importlib
-
-    # Until the top-level re-exports land, the data layer's own modules.
-    for module in ("volt_data.data", "volt_data.data.readers", "volt_data.data.default"):
-        function = getattr(importlib.import_module(module), name, None)
-        if function is not None:
-            return function
-    raise AttributeError(f"volt_data has no {name}")
-
-
 class NotebookSession:
     """The kernel's connection: the client ``%volt_connect`` made, and a local Volt it started.
 
@@ -81,7 +66,7 @@ class NotebookSession:
             database = None
         old, self.client = self.client, client
         self.default_database = database
-        public("set_default_client")(client)
+        volt_data.set_default_client(client)
         if old is not None and old is not client:
             try:
                 old.close()
@@ -204,7 +189,7 @@ def run_sql_cell(
         raise UsageError("which database? pass --db NAME (or connect with %volt_connect local for the sample)")
     status = QueryStatus(database, show=not quiet)
     try:
-        frame = public("read_sql")(
+        frame = volt_data.read_sql(
             statement, database, client=session.client, page_size=page_size,
             progress=status.progress if progress and not quiet else False,
         )
