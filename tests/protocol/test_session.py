@@ -183,3 +183,26 @@ def test_envelope_errors_decode_for_both_generations():
 def test_mismatched_key_types_name_the_problem(keys):
     with pytest.raises(ProtocolError, match="both be RSA"):
         session.client_session_for(keys["client_rsa"], keys["volt_ed"].public_key(), VOLT_ID)
+
+
+@pytest.mark.parametrize("generation", ["v1", "v2"])
+def test_single_frame_and_batch_decryption_agree(keys, generation):
+    client, server = client_for(keys, generation), make_server(keys)
+    open_call(client, server)
+    messages = [encode_payload("x" * size) for size in (0, 1, 15, 16, 17, 100, 1000)] * 3
+    frames = [client.receive(server.seal(generation, 1, m)) for m in messages]
+    one_by_one = [client.open(1, [frame])[0] for frame in frames]  # the per-frame path
+    assert one_by_one == client.open(1, frames) == messages  # 21 frames: the batch path
+
+
+def test_fast_and_general_v2_frame_parsers_agree():
+    import os
+
+    for metadata in (None, {"client_end": True}, {"error": "x", "n": 1}):
+        frame = frames_v2.encode_sealed(3, 2**64 - 1, metadata, os.urandom(16), os.urandom(48))
+        fast = session.parse_v2_frame(frame, from_server=True)
+        general = frames_v2.decode_sealed(frame)
+        assert (fast.call_id, fast.iv, fast.ciphertext, fast.metadata) == (
+            general.call_id, general.iv, general.ciphertext, general.metadata)
+    with pytest.raises(ProtocolError):
+        session.parse_v2_frame(b"\x01\x03" + bytes(8) + b"\x00\x05{}", from_server=True)

@@ -127,6 +127,11 @@ class CbcEncryptor:
         return out[AES_BLOCK_BYTES:]
 
 
+def ecb_decryptor(key: bytes):
+    """A reusable AES block decryption function (ECB keeps no state between calls)."""
+    return Cipher(algorithms.AES(key), modes.ECB()).decryptor().update
+
+
 def aes_cbc_decrypt(key: bytes, iv: bytes, ciphertext: bytes) -> bytes:
     """Decrypt and unpad; any malformed input is a ProtocolError, never another exception."""
     if len(iv) != AES_BLOCK_BYTES:

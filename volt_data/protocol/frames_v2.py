@@ -84,7 +84,7 @@ class _Reader:
         return chunk
 
 
-def _metadata(raw: bytes) -> dict:
+def decode_metadata(raw: bytes) -> dict:
     if not raw:
         return {}
     try:
@@ -123,7 +123,7 @@ def decode_client_key_exchange(frame: bytes) -> ClientKeyExchange:
     if frame_type != KEY_EXCHANGE:
         raise ProtocolError(f"expected a key-exchange frame, got type {frame_type}")
     reader = _Reader(frame, PREAMBLE_BYTES)
-    metadata = _metadata(reader.take(reader.u16("metadata length"), "metadata"))
+    metadata = decode_metadata(reader.take(reader.u16("metadata length"), "metadata"))
     signature = reader.take(reader.u8("signature length"), "signature")
     claims = reader.take(reader.u16("claims length"), "claims")
     return ClientKeyExchange(call_id, metadata, signature, claims)
@@ -171,6 +171,6 @@ def decode_sealed(frame: bytes) -> SealedFrame:
     if frame_type == KEY_EXCHANGE:
         raise ProtocolError("expected an encrypted frame, got a key exchange")
     reader = _Reader(frame, PREAMBLE_BYTES)
-    metadata = _metadata(reader.take(reader.u16("metadata length"), "metadata"))
+    metadata = decode_metadata(reader.take(reader.u16("metadata length"), "metadata"))
     iv = reader.take(reader.u8("IV length"), "IV")
     return SealedFrame(frame_type, call_id, metadata, iv, reader.rest())

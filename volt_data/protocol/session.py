@@ -14,6 +14,7 @@ binary = v2), as a Volt endpoint does.
 from __future__ import annotations
 
 import os
+import struct
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Union
@@ -33,7 +34,7 @@ KEY_EXCHANGE = "key_exchange"  # v2 key-exchange frame (either direction)
 ENVELOPE_ERROR = "envelope_error"  # the frame itself reports a failure (no ciphertext)
 
 
-@dataclass
+@dataclass(slots=True)
 class Incoming:
     """One received frame, decoded as far as is possible without call keys."""
 
@@ -54,12 +55,33 @@ class _CallCipher:
     key: bytes
     iv: Optional[bytes] = None  # v1: one IV for the whole call, both directions
     _encryptor: Optional[crypto.CbcEncryptor] = None
+    _block_decrypt: Optional[Callable[[bytes], bytes]] = None
 
     def encrypt(self, iv: bytes, plaintext: bytes) -> bytes:
         """AES-CBC under the call key, reusing one cipher context for the whole call."""
         if self._encryptor is None:
             self._encryptor = crypto.CbcEncryptor(self.key)
         return self._encryptor.encrypt(iv, plaintext)
+
+    def decrypt(self, iv: bytes, ciphertext: bytes) -> bytes:
+        """One message, on a cipher context kept for the whole call.
+
+        A fresh OpenSSL context costs far more than decrypting a small frame,
+        and the batch path's set-up (numpy views) does too, so single frames
+        (unary answers, wire chunks) come here: an ECB pass, then the CBC XOR
+        with the previous ciphertext block done on Python integers.
+        """
+        if len(iv) != crypto.AES_BLOCK_BYTES or not ciphertext or len(ciphertext) % crypto.AES_BLOCK_BYTES:
+            raise ProtocolError("bad padding")
+        if self._block_decrypt is None:
+            self._block_decrypt = crypto.ecb_decryptor(self.key)
+        blocks = self._block_decrypt(ciphertext)
+        chain = iv + ciphertext[: -crypto.AES_BLOCK_BYTES]
+        plain = (int.from_bytes(blocks, "big") ^ int.from_bytes(chain, "big")).to_bytes(len(blocks), "big")
+        pad = plain[-1]
+        if not 1 <= pad <= crypto.AES_BLOCK_BYTES or plain[-pad:] != bytes((pad,)) * pad:
+            raise ProtocolError("bad padding")
+        return plain[:-pad]
 
 
 def _now() -> float:
@@ -70,7 +92,14 @@ def _seal_v1(cipher: _CallCipher, plaintext: bytes) -> str:
     return crypto.b64_encode(cipher.encrypt(cipher.iv, plaintext))
 
 
+#: Below this many frames, per-frame decryption on the call's context beats the batch set-up.
+_BATCH_MIN_FRAMES = 8
+
+
 def _open_many(cipher: _CallCipher, frames: list[Incoming]) -> list[bytes]:
+    if len(frames) < _BATCH_MIN_FRAMES:
+        shared = cipher.iv
+        return [cipher.decrypt(shared or f.iv, f.ciphertext) for f in frames]
     if cipher.iv is not None:
         return decrypt_many(cipher.key, cipher.iv, [f.ciphertext for f in frames])
     return decrypt_many(cipher.key, [f.iv for f in frames], [f.ciphertext for f in frames])
@@ -114,8 +143,28 @@ def parse_v1_frame(text: Union[str, bytes]) -> Incoming:
     )
 
 
+_SEALED_HEAD = struct.Struct(">BBQH")  # version, type, call id, metadata length
+
+
 def parse_v2_frame(frame: bytes, *, from_server: bool) -> Incoming:
     """Decode a v2 binary frame; key-exchange layouts differ per direction."""
+    # Fast path for the common case, an encrypted frame with an IV: one unpack
+    # and three slices (every row of a large result comes through here).
+    if len(frame) > 13:
+        version, frame_type, call_id, metadata_length = _SEALED_HEAD.unpack_from(frame)
+        iv_at = 12 + metadata_length
+        if version == frames_v2.VERSION and frame_type != frames_v2.KEY_EXCHANGE and len(frame) > iv_at:
+            iv_end = iv_at + 1 + frame[iv_at]
+            if iv_end > iv_at + 1 and len(frame) >= iv_end:
+                metadata = frames_v2.decode_metadata(frame[12:iv_at]) if metadata_length else {}
+                return Incoming(
+                    SEALED,
+                    call_id,
+                    ciphertext=frame[iv_end:],
+                    iv=frame[iv_at + 1:iv_end],
+                    metadata=metadata,
+                    client_end=metadata.get("client_end") is True,
+                )
     frame_type, call_id = frames_v2.read_preamble(frame)
     if frame_type == frames_v2.KEY_EXCHANGE:
         decode = frames_v2.decode_server_key_exchange if from_server else frames_v2.decode_client_key_exchange
