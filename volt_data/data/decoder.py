@@ -199,21 +199,33 @@ class ExecuteDecoder:
             raise ProtocolError(f"Execute response is not JSON ({exc}): {response[:80]!r}") from None
         if not isinstance(message, dict):
             raise ProtocolError(f"Execute response is not a JSON object: {response[:80]!r}")
+        # A hostile or broken peer can put any JSON value anywhere: a wrong shape
+        # is a ProtocolError, never an AttributeError escaping the reader.
+        try:
+            self._apply_response(message)
+        except (AttributeError, TypeError, ValueError, OverflowError) as exc:
+            raise ProtocolError(f"malformed Execute response ({exc}): {response[:80]!r}") from None
+
+    def _apply_response(self, message: dict) -> None:
         status = message.get("status")
         if isinstance(status, dict) and (status.get("message") or status.get("code")):
-            text = status.get("message") or ""
-            description = status.get("description") or ""
+            text = str(status.get("message") or "")
+            description = str(status.get("description") or "")
             code = int(status.get("code") or 0)
             raise CallError(description or text or f"status code {code}", code=code, description=description)
         if "header" in message:
             self._set_header((message["header"] or {}).get("column") or [])
         if "row" in message:
             cells = (message["row"] or {}).get("column") or []
+            if not isinstance(cells, list):
+                raise TypeError("row cells are not a list")
             self._pending.append(orjson.dumps(cells).decode("utf-8"))
         if "affected_rows" in message:
             self.affected_rows = int(message["affected_rows"])
 
     def _set_header(self, columns: list[dict]) -> None:
+        if not isinstance(columns, list) or not all(isinstance(column, dict) for column in columns):
+            raise TypeError("header columns are not a list of objects")
         names = [str(column.get("name", "")) for column in columns]
         declared = [policy.header_kind(column.get("type")) for column in columns]
         if self.schema is not None:
