@@ -29,6 +29,8 @@ logger = logging.getLogger("volt_data.client.connection")
 #: Larger than any frame the Volt sends in practice; the protocol has no framing
 #: limit of its own, so a bound here keeps a broken peer from exhausting memory.
 DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024
+#: Seconds ``close()`` waits for the Volt to acknowledge the close handshake.
+CLOSE_TIMEOUT = 2.0
 
 
 def ssl_context_for(config: VoltConfig, url: str) -> ssl.SSLContext | None:
@@ -96,6 +98,9 @@ class Connection:
                 # pings late, and a ping timeout would then kill a healthy transfer.
                 # A Volt that goes away closes the TCP connection, which we see at once.
                 ping_interval=None,
+                # A close handshake on a dead (black-holed) network must not keep
+                # close() waiting for websockets' default 10 s.
+                close_timeout=CLOSE_TIMEOUT,
             )
         except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException) as exc:
             raise ConnectionLostError(f"cannot connect to the Volt at {self.url}: {exc}") from exc
