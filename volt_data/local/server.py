@@ -226,6 +226,10 @@ class _Connection:
             else:
                 await self.send(refusal)
         else:
+            # No call of that id was authenticated on this connection (e.g. a frame
+            # copied from another connection): refused without decrypting anything.
+            logger.warning("refused a %s frame for call %s, which is not open on this connection",
+                           generation, incoming.call_id)
             await self.send(self.session.envelope_error(generation, incoming.call_id,
                                                         f"call {incoming.call_id} is not open"))
 
