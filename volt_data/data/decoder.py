@@ -38,9 +38,10 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from volt_data.data import arrow_json
+from volt_data.data import arrow_json, row_scan
 from volt_data.data import types as policy
 from volt_data.errors import CallError, ProtocolError
+from volt_data.protocol.batch_cipher import DecryptedBatch
 
 log = logging.getLogger("volt_data.data.decoder")
 
@@ -48,6 +49,8 @@ _ENVELOPE_PREFIXES = (b'{"method_payload":{"json_payload":', b'{"method_payload"
 _ROW_PREFIXES = ('{"row":{"column":', '{"row": {"column": ')
 #: Below this many frames per feed, Arrow's fixed cost outweighs its bulk speed.
 ARROW_MIN_FRAMES = 1024
+#: Below this many consecutive row frames, the vectorised scan's fixed cost outweighs its speed.
+SCAN_MIN_ROWS = 64
 
 
 class ExecuteDecoder:
@@ -63,10 +66,13 @@ class ExecuteDecoder:
     policy did to it, for ``DataFrame.attrs``.
     """
 
-    def __init__(self, *, batch_rows: int = 65536) -> None:
+    def __init__(self, *, batch_rows: int = 65536, scan_min_rows: int = SCAN_MIN_ROWS) -> None:
         if batch_rows < 1:
             raise ValueError("batch_rows must be at least 1")
         self.batch_rows = batch_rows
+        self.scan_min_rows = max(1, scan_min_rows)
+        #: Rows decoded by the vectorised scan (:mod:`volt_data.data.row_scan`), for diagnostics.
+        self.scanned_rows = 0
         self.schema: pa.Schema | None = None
         self.affected_rows: int | None = None
         self.conversions: dict[str, str] = {}
@@ -78,8 +84,50 @@ class ExecuteDecoder:
 
     # -- input -----------------------------------------------------------------
 
-    def feed(self, envelopes: Sequence[bytes]) -> list[pa.RecordBatch]:
-        """Decode decrypted ``method_payload`` inner envelopes; return the batches completed."""
+    def feed(self, envelopes: Sequence[bytes] | DecryptedBatch) -> list[pa.RecordBatch]:
+        """Decode decrypted ``method_payload`` inner envelopes; return the batches completed.
+
+        ``envelopes`` may also be a :class:`DecryptedBatch` straight from
+        :func:`~volt_data.protocol.batch_cipher.decrypt_joined` (no bytes object
+        per message is made for rows the vectorised scan decodes).
+        """
+        if isinstance(envelopes, DecryptedBatch):
+            return self._feed_joined(envelopes)
+        if len(envelopes) >= self.scan_min_rows and all(e.__class__ is bytes for e in envelopes):
+            return self._feed_joined(_join(envelopes))
+        return self._feed_envelopes(envelopes)
+
+    def _feed_joined(self, batch: DecryptedBatch) -> list[pa.RecordBatch]:
+        """Runs of row envelopes go through the vectorised scan, everything else the general path.
+
+        Messages are handled strictly in order, so a header is applied before the
+        rows after it and a status raises where it stands.
+        """
+        is_row = row_scan.starts_with_row_prefix(batch.buffer, batch.starts, batch.stops)
+        boundaries = np.flatnonzero(np.diff(is_row.astype(np.int8))) + 1
+        edges = [0, *boundaries.tolist(), len(batch)]
+        batches = []
+        for first, last in zip(edges[:-1], edges[1:]):
+            if is_row[first] and last - first >= self.scan_min_rows:
+                scanned = self._feed_scanned(batch, first, last)
+                if scanned is not None:
+                    batches.extend(scanned)
+                    continue
+            batches.extend(self._feed_envelopes([batch.message(index) for index in range(first, last)]))
+        return batches
+
+    def _feed_scanned(self, batch: DecryptedBatch, first: int, last: int) -> list[pa.RecordBatch] | None:
+        """Decode rows ``first:last`` of ``batch`` with :func:`row_scan.scan_rows`; None if it declines."""
+        if self.schema is None:
+            return None  # rows before any header: the general path names the columns
+        parts = row_scan.scan_rows(batch.buffer, batch.starts[first:last], batch.stops[first:last], len(self._names))
+        if parts is None:
+            log.debug("vectorised scan declined %d rows; using the general path", last - first)
+            return None
+        self.scanned_rows += last - first
+        return self._emit_parts(parts, last - first)
+
+    def _feed_envelopes(self, envelopes: Sequence[bytes]) -> list[pa.RecordBatch]:
         if len(envelopes) >= ARROW_MIN_FRAMES and isinstance(envelopes[0], bytes):
             payloads = arrow_json.unwrap_envelopes(envelopes)
             if payloads is not None:
@@ -180,10 +228,13 @@ class ExecuteDecoder:
         affected = table.column("affected_rows").drop_null()
         if len(affected):
             self.affected_rows = int(affected[-1].as_py())
+        return self._emit_parts(parts or [], len(row_positions))
+
+    def _emit_parts(self, parts: list[dict[str, pa.Array]], count: int) -> list[pa.RecordBatch]:
+        """Batches of at most ``batch_rows`` from bulk-decoded columns, after any rows still pending."""
         batches = []
         if self._pending:
             batches.append(self._build(len(self._pending)))
-        count = len(row_positions)
         for start in range(0, count, self.batch_rows):
             size = min(self.batch_rows, count - start)
             sliced = [{kind: array.slice(start, size) for kind, array in column.items()} for column in parts]
@@ -302,6 +353,14 @@ def _collector_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def _join(envelopes: Sequence[bytes]) -> DecryptedBatch:
+    """Envelopes as one newline-separated buffer with their offsets (the scan's input)."""
+    lengths = np.fromiter(map(len, envelopes), dtype=np.int64, count=len(envelopes))
+    stops = np.cumsum(lengths + 1) - 1
+    buffer = np.frombuffer(b"\n".join(envelopes), dtype=np.uint8)
+    return DecryptedBatch(buffer, stops - lengths, stops)
 
 
 def unwrap_envelopes(envelopes: Sequence[bytes]) -> list[str]:

@@ -9,12 +9,13 @@ through a single ECB decryptor, and the XOR with the previous ciphertext block
 (or with each message's own IV for its first block) is one numpy operation.
 
 v1 uses one key and IV for every message of a call; v2 uses one key per call and
-a fresh IV per frame. :func:`decrypt_many` accepts either form. Pure functions,
-no I/O.
+a fresh IV per frame. :func:`decrypt_many` accepts either form; :func:`decrypt_joined`
+leaves the plaintexts in one buffer for bulk decoders. Pure functions, no I/O.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from cryptography.hazmat.primitives import padding
@@ -25,6 +26,32 @@ from volt_data.errors import ProtocolError
 BLOCK = 16
 
 
+@dataclass(frozen=True)
+class DecryptedBatch:
+    """Plaintexts of many messages in one buffer, as :func:`decrypt_joined` leaves them.
+
+    Message ``i`` is ``buffer[starts[i]:stops[i]]``; between messages lie their
+    padding bytes. Bulk decoders scan ``buffer`` directly, so no bytes object is
+    made per message; :meth:`messages` makes them for everyone else.
+    """
+
+    buffer: np.ndarray  # uint8, read-only use
+    starts: np.ndarray  # int64
+    stops: np.ndarray  # int64
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def messages(self) -> list[bytes]:
+        """Each plaintext as its own bytes object, in order."""
+        plain = self.buffer.tobytes()
+        return [plain[start:stop] for start, stop in zip(self.starts.tolist(), self.stops.tolist())]
+
+    def message(self, index: int) -> bytes:
+        """One plaintext as bytes."""
+        return self.buffer[self.starts[index] : self.stops[index]].tobytes()
+
+
 def decrypt_many(key: bytes, ivs: Sequence[bytes] | bytes, ciphertexts: Sequence[bytes]) -> list[bytes]:
     """Decrypt AES-256-CBC + PKCS#7 messages, all under ``key``, in one ECB pass.
 
@@ -33,57 +60,63 @@ def decrypt_many(key: bytes, ivs: Sequence[bytes] | bytes, ciphertexts: Sequence
     :class:`~volt_data.errors.ProtocolError` ("bad padding") if a ciphertext is
     empty or not a whole number of blocks, or if its padding does not check.
     """
+    if len(ciphertexts) == 0:
+        return []
+    return decrypt_joined(key, ivs, ciphertexts).messages()
+
+
+def decrypt_joined(key: bytes, ivs: Sequence[bytes] | bytes, ciphertexts: Sequence[bytes]) -> DecryptedBatch:
+    """Like :func:`decrypt_many`, but the plaintexts stay in one buffer (see :class:`DecryptedBatch`)."""
     count = len(ciphertexts)
     if count == 0:
-        return []
+        return DecryptedBatch(np.empty(0, np.uint8), np.empty(0, np.int64), np.empty(0, np.int64))
     lengths = np.fromiter(map(len, ciphertexts), dtype=np.int64, count=count)
     if (lengths <= 0).any() or (lengths % BLOCK).any():
         raise ProtocolError("bad padding")
-    shared_iv = isinstance(ivs, (bytes, bytearray, memoryview))
-    if shared_iv:
-        if len(ivs) != BLOCK:
-            raise ProtocolError(f"IV must be {BLOCK} bytes, got {len(ivs)}")
-        iv_blocks = np.frombuffer(bytes(ivs), dtype=np.uint8)
-    else:
-        if len(ivs) != count:
-            raise ValueError(f"{len(ivs)} IVs for {count} ciphertexts")
-        joined_ivs = b"".join(ivs)
-        if len(joined_ivs) != BLOCK * count:
-            raise ProtocolError(f"every IV must be {BLOCK} bytes")
-        iv_blocks = np.frombuffer(joined_ivs, dtype=np.uint8).reshape(count, BLOCK)
-
+    iv_words = _iv_words(ivs, count)
     ciphertext = b"".join(ciphertexts)
-    decrypted = bytearray(len(ciphertext) + BLOCK - 1)  # update_into wants block_size - 1 spare bytes
+    # np.empty: no zero-filling of a buffer the cipher overwrites anyway;
+    # update_into wants block_size - 1 spare bytes.
+    decrypted = np.empty(len(ciphertext) + BLOCK - 1, dtype=np.uint8)
     decryptor = Cipher(algorithms.AES(key), modes.ECB()).decryptor()
     written = decryptor.update_into(ciphertext, decrypted)
     decryptor.finalize()
+    plain = decrypted[:written]
 
     # XOR in place, 8 bytes at a time: every block with the ciphertext block before
     # it, then at the start of each message swap that neighbour for the IV.
     cipher_words = np.frombuffer(ciphertext, dtype=np.uint64).reshape(-1, 2)
-    plain_words = np.frombuffer(decrypted, dtype=np.uint64, count=written // 8).reshape(-1, 2)
+    plain_words = plain.view(np.uint64).reshape(-1, 2)
     plain_words[1:] ^= cipher_words[:-1]
     ends = np.cumsum(lengths)
     starts = ends - lengths
-    first_blocks = starts // BLOCK
-    iv_words = iv_blocks.view(np.uint64).reshape(-1, 2)
-    neighbours = cipher_words[first_blocks[1:] - 1]
-    plain_words[first_blocks[1:]] ^= neighbours ^ (iv_words[1:] if len(iv_words) > 1 else iv_words)
+    first_blocks = starts[1:] // BLOCK
+    plain_words[first_blocks] ^= cipher_words[first_blocks - 1] ^ (iv_words[1:] if len(iv_words) > 1 else iv_words)
     plain_words[0] ^= iv_words[0]
-    plain_blocks = plain_words.view(np.uint8).reshape(-1, BLOCK)
 
     # PKCS#7: the last byte n (1..16) says how many trailing bytes equal n.
-    last_blocks = plain_blocks[ends // BLOCK - 1]
+    last_blocks = plain.reshape(-1, BLOCK)[ends // BLOCK - 1]
     pad = last_blocks[:, -1].astype(np.int64)
     if ((pad < 1) | (pad > BLOCK)).any():
         raise ProtocolError("bad padding")
     in_padding = np.arange(BLOCK) >= (BLOCK - pad)[:, None]
-    if (in_padding & (last_blocks != pad[:, None].astype(np.uint8))).any():
+    if (in_padding & (last_blocks != last_blocks[:, -1:])).any():
         raise ProtocolError("bad padding")
+    return DecryptedBatch(plain, starts, ends - pad)
 
-    plain = bytes(memoryview(decrypted)[:written])
-    stops = (ends - pad).tolist()
-    return [plain[start:stop] for start, stop in zip(starts.tolist(), stops)]
+
+def _iv_words(ivs: Sequence[bytes] | bytes, count: int) -> np.ndarray:
+    """The IVs as (n, 2) uint64 words: one row if shared (v1), one per message (v2)."""
+    if isinstance(ivs, (bytes, bytearray, memoryview)):
+        if len(ivs) != BLOCK:
+            raise ProtocolError(f"IV must be {BLOCK} bytes, got {len(ivs)}")
+        return np.frombuffer(bytes(ivs), dtype=np.uint64).reshape(1, 2)
+    if len(ivs) != count:
+        raise ValueError(f"{len(ivs)} IVs for {count} ciphertexts")
+    joined_ivs = b"".join(ivs)
+    if len(joined_ivs) != BLOCK * count:
+        raise ProtocolError(f"every IV must be {BLOCK} bytes")
+    return np.frombuffer(joined_ivs, dtype=np.uint64).reshape(count, 2)
 
 
 def encrypt_cbc(key: bytes, iv: bytes, plaintext: bytes) -> bytes:
