@@ -5,6 +5,7 @@ import base64
 import json
 import math
 
+import orjson
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from volt_data.data.decoder import ExecuteDecoder, unwrap_envelopes
 from volt_data.data.types import unify
 from volt_data.errors import CallError, ProtocolError
+from volt_data.protocol.batch_cipher import decrypt_joined, encrypt_cbc
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 COMPACT = (",", ":")
@@ -368,3 +370,124 @@ def test_bulk_responses_the_strict_reader_refuses_still_decode() -> None:
     assert table.column("a").to_pylist() == list(range(1100))
     assert table.schema.field("a").type == pa.int64()
     assert decoder.affected_rows == 0
+
+
+# -- the vectorised row scan against the general path ----------------------------------------
+
+
+def raw_envelope(response: dict) -> bytes:
+    """Compact envelope with raw UTF-8, as orjson (and the local Volt) writes it."""
+    return orjson.dumps({"method_payload": {"json_payload": orjson.dumps(response).decode()}})
+
+
+def decode_both(envelopes: list[bytes], batch_rows: int = 3) -> tuple[ExecuteDecoder, pa.Table, pa.Table]:
+    """Decode with the scan allowed for any run of rows, and with the general path only."""
+    results = []
+    for scan_min_rows in (1, 10**9):
+        decoder = ExecuteDecoder(batch_rows=batch_rows, scan_min_rows=scan_min_rows)
+        batches = decoder.feed(envelopes) + decoder.finish()
+        results.append((decoder, decoder.unify(batches)))
+    (scanning, scanned), (general, expected) = results
+    assert general.scanned_rows == 0
+    assert scanned.schema == expected.schema
+    assert_columns(scanned, expected.to_pydict())  # NaN equals NaN here, unlike Table.equals
+    assert scanning.conversions == general.conversions
+    return scanning, scanned, expected
+
+
+TRICKY_TEXTS = [
+    "", 'a"b', "back\\slash", "\\", '\\"', "é", "ε", "😀", "\n\t\r\x01", "\u2028", 'x"}', '"}]}}"}}',
+    '{"integer":"1"}', ',{\\"', "\\u0022", "\\\\u00e9", "line\nbreak",
+]
+
+
+@pytest.mark.parametrize("encode", [raw_envelope, lambda r: envelope(r, COMPACT)], ids=["utf8", "ascii-escaped"])
+def test_scan_unescapes_text_like_the_general_path(encode) -> None:
+    rows = [[text, index] for index, text in enumerate(TRICKY_TEXTS)]
+    envelopes = [encode(header([("t", "TEXT"), ("i", "INTEGER")]))] + [encode(row(r)) for r in rows]
+    decoder, table, _ = decode_both(envelopes)
+    assert decoder.scanned_rows == len(rows)
+    assert table.column("t").to_pylist() == TRICKY_TEXTS
+
+
+def test_scan_reads_special_reals_blobs_nulls_and_int64_extremes() -> None:
+    rows = [
+        [math.nan, b"", None, INT64_MIN],
+        [math.inf, b"\x00\xff", "x", INT64_MAX],
+        [-math.inf, b"abc", None, 0],
+        [-0.0, None, "", -1],
+        [5e-324, b"\x01" * 40, None, None],
+    ]
+    columns = [("r", "REAL"), ("b", "BLOB"), ("t", "TEXT"), ("i", "INTEGER")]
+    envelopes = [raw_envelope(header(columns))] + [raw_envelope(row(r)) for r in rows]
+    decoder, table, _ = decode_both(envelopes)
+    assert decoder.scanned_rows == len(rows)
+    assert_columns(table, {name: [r[i] for r in rows] for i, (name, _) in enumerate(columns)})
+
+
+def test_scan_hands_mixed_kinds_to_the_type_policy() -> None:
+    cells = [1, "two", 3.5, None, b"\x05", 2**62]
+    envelopes = [raw_envelope(header([("m", "INTEGER")]))] + [raw_envelope(row([v])) for v in cells]
+    decoder, table, _ = decode_both(envelopes, batch_rows=100)
+    assert decoder.scanned_rows == len(cells)
+    assert table.column("m").to_pylist() == ["1", "two", "3.5", None, "BQ==", str(2**62)]
+    assert "m" in decoder.conversions
+
+
+def test_scan_declines_a_ragged_row_and_the_general_path_reports_it() -> None:
+    envelopes = [raw_envelope(header([("a", "INTEGER"), ("b", "INTEGER")]))]
+    envelopes += [raw_envelope(row([1, 2])), raw_envelope(row([1])), raw_envelope(row([1, 2, 3])), raw_envelope(row([4, 5]))]
+    decoder = ExecuteDecoder(scan_min_rows=1)
+    with pytest.raises(ProtocolError, match="cells but the header"):
+        decoder.feed(envelopes) + decoder.finish()
+    assert decoder.scanned_rows == 0
+
+
+@pytest.mark.parametrize(
+    "odd_one",
+    [
+        b'{"method_payload":{"json_payload":"{\\"row\\":{\\"column\\":[{\\"integer\\": \\"7\\"}]}}"}}',
+        b'{"method_payload":{"json_payload":"{\\"row\\":{\\"column\\":[{\\"integer\\":7}]}}"}}',
+        b'{"method_payload":{"json_payload":"{\\"row\\":{\\"column\\":[{\\"real\\":\\"7\\"}]}}"}}',
+        b'{"method_payload":{"json_payload":"{\\"row\\":{\\"column\\":[{\\"text\\":\\"\\u0037\\"}]}}"}}',
+    ],
+    ids=["spaced cell", "integer as number", "real as string", "unicode escape"],
+)
+def test_scan_declines_or_agrees_on_unusual_cells(odd_one: bytes) -> None:
+    envelopes = [raw_envelope(header([("x", "UNKNOWN")]))] + [raw_envelope(row([1]))] * 3 + [odd_one]
+    _, table, _ = decode_both(envelopes)
+    assert table.num_rows == 4
+
+
+def test_scan_keeps_messages_in_order_around_headers_and_status() -> None:
+    head = raw_envelope(header([("i", "INTEGER")]))
+    rows = [raw_envelope(row([n])) for n in range(5)]
+    decoder, table, _ = decode_both([head, *rows, head, *rows, raw_envelope({"affected_rows": 3})])
+    assert decoder.scanned_rows == 10 and decoder.affected_rows == 3
+    assert table.column("i").to_pylist() == list(range(5)) * 2
+    status = raw_envelope({"status": {"code": 3, "message": "invalidArguments", "description": "bad"}})
+    decoder = ExecuteDecoder(scan_min_rows=1)
+    with pytest.raises(CallError, match="bad"):
+        decoder.feed([head, *rows, status, *rows])
+    assert decoder.scanned_rows == 5
+
+
+def test_scan_reads_a_decrypted_batch_in_place() -> None:
+    key, iv = bytes(32), bytes(16)
+    envelopes = [raw_envelope(header([("t", "TEXT")]))] + [raw_envelope(row([t])) for t in TRICKY_TEXTS]
+    batch = decrypt_joined(key, iv, [encrypt_cbc(key, iv, e) for e in envelopes])
+    decoder = ExecuteDecoder(scan_min_rows=1)
+    table = decoder.unify(decoder.feed(batch) + decoder.finish())
+    assert decoder.scanned_rows == len(TRICKY_TEXTS)
+    assert table.column("t").to_pylist() == TRICKY_TEXTS
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=tables(), batch_rows=st.integers(1, 5), utf8=st.booleans())
+def test_scan_round_trip_agrees_with_the_general_path(data, batch_rows: int, utf8: bool) -> None:
+    columns, values = data
+    encode = raw_envelope if utf8 else (lambda r: envelope(r, COMPACT))
+    envelopes = [encode(header(columns))] + [encode(row(v)) for v in values]
+    decoder, table, _ = decode_both(envelopes, batch_rows)
+    assert decoder.scanned_rows == len(values)
+    assert_columns(table, {name: [v[i] for v in values] for i, (name, _) in enumerate(columns)})

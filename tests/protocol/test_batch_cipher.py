@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from volt_data.errors import ProtocolError
-from volt_data.protocol.batch_cipher import decrypt_cbc, decrypt_many, encrypt_cbc
+from volt_data.protocol.batch_cipher import decrypt_cbc, decrypt_joined, decrypt_many, encrypt_cbc
 
 KEY = bytes(range(32))
 
@@ -119,3 +119,16 @@ def test_wrong_iv_count_or_size() -> None:
         decrypt_many(KEY, [bytes(8)], [ciphertext])
     with pytest.raises(ProtocolError):
         decrypt_many(KEY, bytes(8), [ciphertext])
+
+
+@settings(max_examples=100, deadline=None)
+@given(key=st.binary(min_size=32, max_size=32), data=st.data(), messages=plaintexts)
+def test_joined_buffer_holds_every_plaintext_at_its_offsets(key: bytes, data: st.DataObject, messages: list[bytes]) -> None:
+    ivs = [data.draw(st.binary(min_size=16, max_size=16)) for _ in messages]
+    ciphertexts = [reference_encrypt(key, iv, m) for iv, m in zip(ivs, messages)]
+    batch = decrypt_joined(key, ivs, ciphertexts)
+    assert len(batch) == len(messages)
+    assert batch.messages() == messages
+    buffer = batch.buffer.tobytes()
+    assert [buffer[a:b] for a, b in zip(batch.starts.tolist(), batch.stops.tolist())] == messages
+    assert [batch.message(i) for i in range(len(messages))] == messages
