@@ -397,7 +397,7 @@ def decode_both(envelopes: list[bytes], batch_rows: int = 3) -> tuple[ExecuteDec
 
 TRICKY_TEXTS = [
     "", 'a"b', "back\\slash", "\\", '\\"', "é", "ε", "😀", "\n\t\r\x01", "\u2028", 'x"}', '"}]}}"}}',
-    '{"integer":"1"}', ',{\\"', "\\u0022", "\\\\u00e9", "line\nbreak",
+    '{"integer":"1"}', ',{\\"', "\\u0022", "\\\\u00e9", "line\nbreak", "{", "ends in {", '{"',
 ]
 
 

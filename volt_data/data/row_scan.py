@@ -12,12 +12,13 @@ and convert the values column by column (``take`` and ``cast`` over one binary
 array whose elements are the value slices, zero-copy on the buffer).
 
 Why locating cells is safe: in the envelope, ``{\\"`` (brace, backslash, quote)
-only occurs where the *response* has an object start followed by a key. Inside a
-text value a quote is escaped twice (``\\\\\\"``), so the byte before the
-escaped quote is a backslash, never a brace. Every message of a batch must be a
-row with exactly ``width`` cells of the known kinds, byte for byte; anything else
-(other spacing, a header or status, a ragged row, a value Arrow cannot convert)
-makes :func:`scan_rows` return ``None`` and the caller uses its general path.
+followed by a key's first letter only occurs where the *response* has an object
+start followed by a key. Inside a text value a quote is escaped twice
+(``\\\\\\"``), so the byte before the escaped quote is a backslash, never a
+brace; a text that ends in ``{`` gives ``{\\"}``, told apart by the ``}``. Every
+message of a batch must be a row with exactly ``width`` cells of the known kinds,
+byte for byte; anything else (other spacing, a header or status, a ragged row, a
+value Arrow cannot convert) makes :func:`scan_rows` return ``None`` and the caller uses its general path.
 """
 from __future__ import annotations
 
@@ -82,6 +83,9 @@ def _kind_tables() -> dict[str, np.ndarray]:
 
 _KIND = _kind_tables()
 _NULL_BYTE = _NULL_CELL[3]
+#: Rows checked at a time: each chunk's bytes (~1 MiB) stay in the CPU cache across
+#: the dozen gathers that check them, instead of each gather missing on every row.
+_CHUNK_ROWS = 4096
 
 
 def scan_rows(buffer: Buffer, starts: np.ndarray, stops: np.ndarray, width: int) -> list[dict[str, pa.Array]] | None:
@@ -100,15 +104,13 @@ def scan_rows(buffer: Buffer, starts: np.ndarray, stops: np.ndarray, width: int)
     if starts.min() < 0 or stops.max() > len(data) or (stops - starts < len(ROW_PREFIX) + len(ROW_SUFFIX)).any():
         return None
     words = _words(data)
-    if not (_matches(words, data, starts, ROW_PREFIX) and _matches(words, data, stops - len(ROW_SUFFIX), ROW_SUFFIX)):
-        return None
-    cells = _cell_positions(data, starts, stops, width)
-    if cells is None:
-        return None
-    located = _value_ranges(words, data, cells, stops)
-    if located is None:
-        return None
-    kind_bytes, value_starts, value_stops = located
+    chunks = []
+    for first in range(0, count, _CHUNK_ROWS):
+        chunk = _locate(words, data, starts[first : first + _CHUNK_ROWS], stops[first : first + _CHUNK_ROWS], width)
+        if chunk is None:
+            return None
+        chunks.append(chunk)
+    kind_bytes, value_starts, value_stops = (np.concatenate(part) for part in zip(*chunks))
     values = _value_slices(buffer, value_starts.ravel(), value_stops.ravel())
     try:
         return [_column_parts(values, kind_bytes[:, column], column, width) for column in range(width)]
@@ -116,14 +118,30 @@ def scan_rows(buffer: Buffer, starts: np.ndarray, stops: np.ndarray, width: int)
         return None
 
 
+def _locate(
+    words: np.ndarray, data: np.ndarray, starts: np.ndarray, stops: np.ndarray, width: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Check the rows ``starts``/``stops`` byte for byte; kind byte and value range of every cell."""
+    if not (_matches(words, data, starts, ROW_PREFIX) and _matches(words, data, stops - len(ROW_SUFFIX), ROW_SUFFIX)):
+        return None
+    cells = _cell_positions(data, starts, stops, width)
+    if cells is None:
+        return None
+    return _value_ranges(words, data, cells, stops)
+
+
 def starts_with_row_prefix(buffer: Buffer, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
-    """Boolean per message: does it begin like a compact row envelope (so the scan may take it)?"""
+    """Boolean per message: does it begin like a compact row envelope (so the scan may try it)?"""
     data = np.frombuffer(buffer, dtype=np.uint8)
     starts = np.asarray(starts, dtype=np.int64)
     result = np.asarray(stops, dtype=np.int64) - starts >= len(ROW_PREFIX) + len(ROW_SUFFIX)
     if result.any():
         candidates = starts[result]
-        result[result] = _found(_words(data), data, candidates, ROW_PREFIX)
+        words = _words(data)
+        # Two words tell a row from a header, status or end; scan_rows checks the rest.
+        result[result] = (words[candidates] == _word(ROW_PREFIX, 0)) & (
+            words[candidates + _RESPONSE_OFFSET] == _word(ROW_PREFIX, _RESPONSE_OFFSET)
+        )
     return result
 
 
@@ -158,8 +176,10 @@ def _cell_positions(data: np.ndarray, starts: np.ndarray, stops: np.ndarray, wid
     """
     low, high = int(starts[0]), int(stops[-1])
     span = data[low:high]
-    braces = np.flatnonzero(span[:-2] == _BRACE)
-    keys = braces[(span[braces + 1] == _BACKSLASH) & (span[braces + 2] == _QUOTE)] + low
+    braces = np.flatnonzero(span[:-3] == _BRACE)
+    # A text ending in "{" looks like a key with its closing \"}; no key starts with "}".
+    is_key = (span[braces + 1] == _BACKSLASH) & (span[braces + 2] == _QUOTE) & (span[braces + 3] != _CLOSE)
+    keys = braces[is_key] + low
     per_row = width + 2  # {\"row, {\"column, then the cells
     if len(keys) != len(starts) * per_row:
         return None
