@@ -401,7 +401,9 @@ TRICKY_TEXTS = [
 ]
 
 
-@pytest.mark.parametrize("encode", [raw_envelope, lambda r: envelope(r, COMPACT)], ids=["utf8", "ascii-escaped"])
+@pytest.mark.parametrize(
+    "encode", [raw_envelope, lambda r: envelope(r, COMPACT)], ids=["utf8", "ascii-escaped"]
+)
 def test_scan_unescapes_text_like_the_general_path(encode) -> None:
     rows = [[text, index] for index, text in enumerate(TRICKY_TEXTS)]
     envelopes = [encode(header([("t", "TEXT"), ("i", "INTEGER")]))] + [encode(row(r)) for r in rows]
@@ -436,7 +438,7 @@ def test_scan_hands_mixed_kinds_to_the_type_policy() -> None:
 
 def test_scan_declines_a_ragged_row_and_the_general_path_reports_it() -> None:
     envelopes = [raw_envelope(header([("a", "INTEGER"), ("b", "INTEGER")]))]
-    envelopes += [raw_envelope(row([1, 2])), raw_envelope(row([1])), raw_envelope(row([1, 2, 3])), raw_envelope(row([4, 5]))]
+    envelopes += [raw_envelope(row(values)) for values in ([1, 2], [1], [1, 2, 3], [4, 5])]
     decoder = ExecuteDecoder(scan_min_rows=1)
     with pytest.raises(ProtocolError, match="cells but the header"):
         decoder.feed(envelopes) + decoder.finish()

@@ -123,7 +123,9 @@ def test_wrong_iv_count_or_size() -> None:
 
 @settings(max_examples=100, deadline=None)
 @given(key=st.binary(min_size=32, max_size=32), data=st.data(), messages=plaintexts)
-def test_joined_buffer_holds_every_plaintext_at_its_offsets(key: bytes, data: st.DataObject, messages: list[bytes]) -> None:
+def test_joined_buffer_holds_every_plaintext_at_its_offsets(
+    key: bytes, data: st.DataObject, messages: list[bytes]
+) -> None:
     ivs = [data.draw(st.binary(min_size=16, max_size=16)) for _ in messages]
     ciphertexts = [reference_encrypt(key, iv, m) for iv, m in zip(ivs, messages)]
     batch = decrypt_joined(key, ivs, ciphertexts)

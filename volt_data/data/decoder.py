@@ -120,7 +120,8 @@ class ExecuteDecoder:
         """Decode rows ``first:last`` of ``batch`` with :func:`row_scan.scan_rows`; None if it declines."""
         if self.schema is None:
             return None  # rows before any header: the general path names the columns
-        parts = row_scan.scan_rows(batch.buffer, batch.starts[first:last], batch.stops[first:last], len(self._names))
+        starts, stops = batch.starts[first:last], batch.stops[first:last]
+        parts = row_scan.scan_rows(batch.buffer, starts, stops, len(self._names))
         if parts is None:
             log.debug("vectorised scan declined %d rows; using the general path", last - first)
             return None

@@ -3,7 +3,7 @@
 A row envelope as the Volt (and the local Volt) writes it is compact JSON whose
 ``json_payload`` is the response JSON as an escaped string::
 
-    {"method_payload":{"json_payload":"{\\"row\\":{\\"column\\":[{\\"integer\\":\\"42\\"},{\\"null\\":true}]}}"}}
+    {"method_payload":{"json_payload":"{\\"row\\":{\\"column\\":[{\\"integer\\":\\"4\\"}]}}"}}
 
 Parsing that twice per row, even in C, creates Python objects per row or cell.
 This module instead locates every cell with numpy over the whole buffer of a
@@ -88,7 +88,9 @@ _NULL_BYTE = _NULL_CELL[3]
 _CHUNK_ROWS = 4096
 
 
-def scan_rows(buffer: Buffer, starts: np.ndarray, stops: np.ndarray, width: int) -> list[dict[str, pa.Array]] | None:
+def scan_rows(
+    buffer: Buffer, starts: np.ndarray, stops: np.ndarray, width: int
+) -> list[dict[str, pa.Array]] | None:
     """Per column, one array per value kind present (null where another kind), or None.
 
     ``buffer`` holds the messages; message ``i`` is ``buffer[starts[i]:stops[i]]``
@@ -101,12 +103,14 @@ def scan_rows(buffer: Buffer, starts: np.ndarray, stops: np.ndarray, width: int)
     data = np.frombuffer(buffer, dtype=np.uint8)
     starts = np.asarray(starts, dtype=np.int64)
     stops = np.asarray(stops, dtype=np.int64)
-    if starts.min() < 0 or stops.max() > len(data) or (stops - starts < len(ROW_PREFIX) + len(ROW_SUFFIX)).any():
+    shortest = len(ROW_PREFIX) + len(ROW_SUFFIX)
+    if starts.min() < 0 or stops.max() > len(data) or (stops - starts < shortest).any():
         return None
     words = _words(data)
     chunks = []
     for first in range(0, count, _CHUNK_ROWS):
-        chunk = _locate(words, data, starts[first : first + _CHUNK_ROWS], stops[first : first + _CHUNK_ROWS], width)
+        rows = slice(first, first + _CHUNK_ROWS)
+        chunk = _locate(words, data, starts[rows], stops[rows], width)
         if chunk is None:
             return None
         chunks.append(chunk)
@@ -122,7 +126,9 @@ def _locate(
     words: np.ndarray, data: np.ndarray, starts: np.ndarray, stops: np.ndarray, width: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Check the rows ``starts``/``stops`` byte for byte; kind byte and value range of every cell."""
-    if not (_matches(words, data, starts, ROW_PREFIX) and _matches(words, data, stops - len(ROW_SUFFIX), ROW_SUFFIX)):
+    if not _matches(words, data, starts, ROW_PREFIX):
+        return None
+    if not _matches(words, data, stops - len(ROW_SUFFIX), ROW_SUFFIX):
         return None
     cells = _cell_positions(data, starts, stops, width)
     if cells is None:
@@ -231,7 +237,9 @@ def _value_slices(buffer: Buffer, value_starts: np.ndarray, value_stops: np.ndar
     )
 
 
-def _column_parts(values: pa.LargeBinaryArray, kind_bytes: np.ndarray, column: int, width: int) -> dict[str, pa.Array]:
+def _column_parts(
+    values: pa.LargeBinaryArray, kind_bytes: np.ndarray, column: int, width: int
+) -> dict[str, pa.Array]:
     """The per-kind arrays of one column (the shape the type policy's ``build_column`` takes)."""
     positions = 2 * (np.arange(len(kind_bytes), dtype=np.int64) * width + column)
     parts = {}
@@ -280,7 +288,8 @@ def _blobs(values: pa.Array) -> pa.Array:
 
 def _plain(values: pa.Array) -> bool:
     """Whether the values hold no quote, backslash or control byte (so they are literal text)."""
-    offsets = np.frombuffer(values.buffers()[1], dtype=np.int64)[values.offset : values.offset + len(values) + 1]
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int64)
+    offsets = offsets[values.offset : values.offset + len(values) + 1]
     used = np.frombuffer(values.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
     return not ((used < 0x20) | (used == _QUOTE) | (used == _BACKSLASH)).any()
 

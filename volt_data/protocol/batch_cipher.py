@@ -91,7 +91,8 @@ def decrypt_joined(key: bytes, ivs: Sequence[bytes] | bytes, ciphertexts: Sequen
     ends = np.cumsum(lengths)
     starts = ends - lengths
     first_blocks = starts[1:] // BLOCK
-    plain_words[first_blocks] ^= cipher_words[first_blocks - 1] ^ (iv_words[1:] if len(iv_words) > 1 else iv_words)
+    later_ivs = iv_words[1:] if len(iv_words) > 1 else iv_words
+    plain_words[first_blocks] ^= cipher_words[first_blocks - 1] ^ later_ivs
     plain_words[0] ^= iv_words[0]
 
     # PKCS#7: the last byte n (1..16) says how many trailing bytes equal n.
