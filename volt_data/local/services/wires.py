@@ -2,10 +2,13 @@
 
 A wire is a resource of kind ``volt:wire``. Every published chunk goes to
 every current subscriber of that wire, in each publisher's order. Each
-subscriber has a bounded queue: when a subscriber falls behind by
-:data:`SUBSCRIBER_QUEUE_SIZE` chunks its *oldest* queued chunk is dropped (with
-a logged warning), so one slow reader never blocks the publishers or the other
-subscribers. Nothing is persisted; a subscriber sees chunks published after it
+subscriber has a bounded queue. PublishWire callers are paced: once a
+subscriber is :data:`PACE_HIGH_WATER` chunks behind, the publisher waits (at
+most :data:`PACE_SECONDS` per chunk) until that subscriber has caught up, so a
+publisher faster than its subscribers loses nothing for subscribers that keep
+reading. Only a subscriber that stays stuck past that wait falls behind by
+:data:`SUBSCRIBER_QUEUE_SIZE` chunks and then loses its *oldest* queued chunk
+(with a logged warning): one dead reader never blocks a wire for good. Nothing is persisted; a subscriber sees chunks published after it
 subscribed.
 """
 from __future__ import annotations
@@ -25,6 +28,12 @@ logger = logging.getLogger("volt_data.local.services.wires")
 
 WIRE_KIND = "volt:wire"
 SUBSCRIBER_QUEUE_SIZE = 1000
+#: A subscriber this many chunks behind makes PublishWire callers wait for it ...
+PACE_HIGH_WATER = SUBSCRIBER_QUEUE_SIZE // 2
+#: ... until it is back under this many ...
+PACE_LOW_WATER = SUBSCRIBER_QUEUE_SIZE // 4
+#: ... or this many seconds have passed for one chunk (then drop-oldest applies).
+PACE_SECONDS = 2.0
 _CLOSED_POLL_SECONDS = 0.5
 
 
@@ -35,18 +44,30 @@ class Subscription:
         self.wire_id = wire_id
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=size)
         self.dropped = 0
+        self.caught_up = asyncio.Event()  # clear while the subscriber is PACE_HIGH_WATER behind
+        self.caught_up.set()
 
     def offer(self, chunk: bytes | None) -> None:
         """Queue ``chunk`` (None ends the subscription), dropping the oldest if full."""
         while True:
             try:
                 self.queue.put_nowait(chunk)
+                if self.queue.qsize() >= PACE_HIGH_WATER:
+                    self.caught_up.clear()
                 return
             except asyncio.QueueFull:
                 self.queue.get_nowait()
                 self.dropped += 1
                 if self.dropped == 1 or self.dropped % 1000 == 0:
                     logger.warning("slow subscriber of wire %s: %d chunks dropped", self.wire_id, self.dropped)
+
+
+    async def get(self) -> bytes | None:
+        """The next queued chunk; wakes paced publishers once the queue is low again."""
+        chunk = await self.queue.get()
+        if not self.caught_up.is_set() and self.queue.qsize() <= PACE_LOW_WATER:
+            self.caught_up.set()
+        return chunk
 
 
 class WireService:
@@ -77,6 +98,17 @@ class WireService:
         for subscription in subscribers:
             subscription.offer(chunk)
         return len(subscribers)
+
+    async def wait_for_subscribers(self, wire_id: str) -> None:
+        """Flow control for publishers: wait while a subscriber of the wire is far behind."""
+        behind = [s for s in self._subscribers.get(wire_id, ()) if not s.caught_up.is_set()]
+        if behind:
+            waits = [asyncio.ensure_future(s.caught_up.wait()) for s in behind]
+            try:
+                await asyncio.wait(waits, timeout=PACE_SECONDS)
+            finally:
+                for wait in waits:
+                    wait.cancel()
 
     def subscriber_count(self, wire_id: str) -> int:
         """How many subscribers the wire has now."""
@@ -124,6 +156,7 @@ class WireService:
                 raise StatusError(INVALID_ARGUMENTS, "a PublishWire call publishes to one wire")
             if request.chunk:
                 self.publish(wire_id, request.chunk)
+                await self.wait_for_subscribers(wire_id)
             request = await call.receive()
         if not call.closed:
             await call.send({})
@@ -140,7 +173,7 @@ class WireService:
         subscription = Subscription(wire_id)
         self._subscribers[wire_id].add(subscription)
         receiving = asyncio.ensure_future(call.receive())
-        getting = asyncio.ensure_future(subscription.queue.get())
+        getting = asyncio.ensure_future(subscription.get())
         try:
             while not call.closed:
                 # The timeout only re-checks call.closed in case the transport never wakes us.
@@ -152,7 +185,7 @@ class WireService:
                     if chunk is None:
                         return
                     await call.send('{"chunk":"' + base64.b64encode(chunk).decode("ascii") + '"}')
-                    getting = asyncio.ensure_future(subscription.queue.get())
+                    getting = asyncio.ensure_future(subscription.get())
                 if receiving in done:
                     incoming = receiving.result()
                     if incoming is None or incoming.WhichOneof("payload") == "stop":
