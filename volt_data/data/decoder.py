@@ -7,7 +7,12 @@ responses are a ``header``, then one ``row`` each, or a ``status`` (failure) or
 ``affected_rows``. Parsing that frame by frame, with a dict per row, costs far
 more than the network; this decoder instead works on many frames at once:
 
-* Bulk feeds (at least ``ARROW_MIN_FRAMES`` frames) go through Arrow's JSON
+* Runs of at least ``SCAN_MIN_ROWS`` compact row envelopes go through the
+  vectorised scan (:mod:`volt_data.data.row_scan`): numpy locates and checks
+  every cell in the decrypted bytes, Arrow converts each column; nothing is
+  parsed as JSON. Fed a :class:`~volt_data.protocol.batch_cipher.DecryptedBatch`,
+  it reads the decryption buffer in place. It declines anything not byte-exact.
+* Other bulk feeds (at least ``ARROW_MIN_FRAMES`` frames) go through Arrow's JSON
   reader twice, envelopes then responses (:mod:`volt_data.data.arrow_json`):
   no Python object is made per row or per cell, and every row of the feed comes
   back at once, in batches of at most ``batch_rows``.
