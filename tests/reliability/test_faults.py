@@ -146,6 +146,7 @@ async def test_read_sql_timeout_on_a_stalled_network(local_volt, sample, owner_c
         with pytest.raises(CallTimeoutError):
             await read_sql_arrow_async(LONG_QUERY, sample["database_id"], client=client, timeout=0.5)
         assert time.monotonic() - started < 1.5
+        proxy.cut()  # (closing on the stalled network is bounded too, see the unary test; skip the wait)
 
 
 async def test_call_wait_timeout_cancels_a_paged_execute_on_the_server(local_volt, sample, client):

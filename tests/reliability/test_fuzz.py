@@ -32,7 +32,7 @@ from volt_data.protocol.session import (
     parse_v2_frame,
 )
 
-FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -266,3 +266,71 @@ def test_config_loader_with_bad_keys_raises_only_config_error(local_volt, key: s
 def test_a_good_config_still_loads(local_volt) -> None:
     """Anchor: the strategies above are not just hitting an always-failing path."""
     assert parse_config(local_volt.client_config(name="fuzzer", protocol="v1", access="read")).generation == "v1"
+
+
+# ------------------------------------------------------------------ against the running server
+
+@pytest.fixture(scope="module")
+def hostile_socket(local_volt):
+    from websockets.sync.client import connect
+
+    with connect(local_volt.http_address.replace("http", "ws", 1) + "/api", max_size=None) as websocket:
+        yield websocket
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(frame=V2_FRAMES | st.text(max_size=200)
+       | json_objects_with(V1_KEYS).map(lambda o: json.dumps(o)))
+def test_random_frames_over_a_real_socket_never_crash_the_server(local_volt, hostile_socket, frame) -> None:
+    hostile_socket.send(frame)  # answered with an envelope error, or ignored; never a crash
+
+
+def test_the_server_still_serves_after_the_random_frames(local_volt, hostile_socket) -> None:
+    """Runs after the property above: the same socket and a new client both still work."""
+    from volt_data import connect as connect_sync
+
+    answers = 0
+    try:
+        while True:
+            hostile_socket.recv(timeout=0.5)  # envelope errors for the garbage
+            answers += 1
+    except TimeoutError:
+        pass
+    assert answers > 0
+    assert hostile_socket.ping().wait(5)  # the hostile connection itself is still served
+    with connect_sync(local_volt.client_config(protocol="v2")) as client:
+        assert client.get_resource({"resource_id": client.config.client_id})["resource"]
+
+
+async def test_oversized_frames_are_refused_on_both_sides(tmp_path) -> None:
+    from websockets.asyncio.client import connect as ws_connect
+    from websockets.exceptions import ConnectionClosed
+
+    from volt_data import ConnectionLostError, VoltClient
+    from volt_data.client.connection import Connection
+    from volt_data.config import load_config
+    from volt_data.local import LocalVolt
+    from volt_data.schema import resolve_method
+
+    limit = 64 * 1024
+    async with LocalVolt(tmp_path / "volt", max_size=limit) as volt:
+        config = volt.client_config(protocol="v2")
+        # server side: a frame over max_size closes that connection (1009), nothing else
+        async with ws_connect(volt.http_address.replace("http", "ws", 1) + "/api", max_size=None) as websocket:
+            await websocket.send(bytes(2 * limit))
+            with pytest.raises(ConnectionClosed) as closed:
+                await websocket.recv()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+        async with VoltClient(config) as good:
+            assert (await good.get_resource({"resource_id": good.config.client_id}))["resource"]
+            database_id = (await good.create_database({"name": "big"}))["resource"]["id"]
+        # client side: a response frame over max_frame_bytes fails the call, not the process
+        connection = Connection(load_config(config), max_frame_bytes=4096)
+        await connection.open()
+        try:
+            call = await connection.start_call(resolve_method("Execute"), {"start": {
+                "database_id": database_id, "statement": "SELECT hex(zeroblob(20000)) AS big"}})
+            with pytest.raises(ConnectionLostError, match="lost"):
+                await call.wait(5)
+        finally:
+            await connection.close()
