@@ -13,6 +13,7 @@ import asyncio
 import logging
 import pathlib
 import sqlite3
+import threading
 from typing import Any
 
 from volt_data.local.call import (
@@ -161,13 +162,14 @@ class SqliteService:
             raise StatusError(INVALID_ARGUMENTS, "statement missing")
         _, writable = self.database(call.identity, start.database_id, write=False)
         connection, guard = await asyncio.to_thread(open_database, self.path_for(start.database_id), writable)
+        db = SerialConnection(connection)
         in_transaction = False
         try:
             if start.transaction:
-                await asyncio.to_thread(connection.execute, "BEGIN")
+                await db.run(connection.execute, "BEGIN")
                 in_transaction = True
             while True:
-                end = await self._run_statement(call, connection, guard, start)
+                end = await self._run_statement(call, db, guard, start)
                 if not in_transaction:
                     return
                 if end is None:
@@ -185,15 +187,15 @@ class SqliteService:
                     end = request
                 if end is not False and end.end.commit_transaction:
                     try:
-                        await asyncio.to_thread(connection.execute, "COMMIT")
+                        await db.run(connection.execute, "COMMIT")
                     except sqlite3.Error as error:
                         raise _sqlite_failure(error, guard, call.identity) from None
                     in_transaction = False
                 return
         finally:
-            await asyncio.to_thread(_close, connection, in_transaction)
+            await db.run(_close, connection, in_transaction)
 
-    async def _run_statement(self, call: ServerCall, connection: sqlite3.Connection, guard, start) -> Any:
+    async def _run_statement(self, call: ServerCall, db: "SerialConnection", guard, start) -> Any:
         """Run one statement and stream its answer.
 
         Returns None when the statement finished, the ``end`` request if the
@@ -202,7 +204,7 @@ class SqliteService:
         if not start.statement.strip():
             raise StatusError(INVALID_ARGUMENTS, "statement missing")
         try:
-            cursor = await asyncio.to_thread(connection.execute, start.statement, _parameters(start))
+            cursor = await db.run(db.connection.execute, start.statement, _parameters(start))
         except sqlite3.Error as error:
             raise _sqlite_failure(error, guard, call.identity) from None
         if cursor.description is None:
@@ -210,7 +212,7 @@ class SqliteService:
             return None
         names = [column[0] for column in cursor.description]
         try:
-            batch = await asyncio.to_thread(cursor.fetchmany, FETCH_BATCH)
+            batch = await db.run(cursor.fetchmany, FETCH_BATCH)
             types = column_types(batch, len(names))
             await call.send(header_json(names, types))
             encode = row_encoder(types)
@@ -234,11 +236,11 @@ class SqliteService:
                     await call.send(line)
                     sent_in_page += 1
                 # Fetching and encoding both run in the worker thread: the loop only sends.
-                lines = await asyncio.to_thread(_fetch_lines, cursor, encode)
+                lines = await db.run(_fetch_lines, cursor, encode)
         except sqlite3.Error as error:
             raise _sqlite_failure(error, guard, call.identity) from None
         finally:
-            cursor.close()
+            await db.run(cursor.close)
         return None
 
     # -- BulkUpdate, ImportCSV ---------------------------------------------------
@@ -270,6 +272,27 @@ class SqliteService:
     async def import_csv(self, call: ServerCall) -> None:
         """ImportCSV: see :mod:`volt_data.local.services.csv_import`."""
         await csv_import.import_csv(self, call)
+
+
+class SerialConnection:
+    """Every use of one sqlite3 connection, in worker threads, one at a time.
+
+    When a call is cancelled its last ``fetchmany`` keeps running in a worker
+    thread; closing the cursor or the connection from another thread meanwhile
+    crashes the sqlite3 module (a segfault, seen under load). The lock makes the
+    close wait for that fetch instead.
+    """
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection = connection
+        self._lock = threading.Lock()
+
+    def _locked(self, function, *args):
+        with self._lock:
+            return function(*args)
+
+    async def run(self, function, *args):
+        return await asyncio.to_thread(self._locked, function, *args)
 
 
 def _fetch_lines(cursor: sqlite3.Cursor, encode) -> list[str]:
