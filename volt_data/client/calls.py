@@ -214,7 +214,8 @@ class Call:
     async def send(self, request: dict | None = None) -> None:
         """Send one more request message (checked against the schema first)."""
         if self.ended:
-            raise CallError("the call has already ended", kind="end", method=self.method.name)
+            reason = f" ({self._error})" if self._error is not None else ""
+            raise CallError(f"the call has already ended{reason}", kind="end", method=self.method.name)
         if self.half_closed:
             raise CallError("cannot send after end()", kind="end", method=self.method.name)
         await self.connection._send_request(self, request)

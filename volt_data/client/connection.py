@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections import deque
 from typing import Any
 
 import orjson
@@ -69,6 +70,9 @@ class Connection:
         )
         self._socket: ClientConnection | None = None
         self._reader: asyncio.Task | None = None
+        self._writer: asyncio.Task | None = None
+        self._outbox: deque = deque()  # (frame, future) in the order they must reach the Volt
+        self._outbox_ready = asyncio.Event()
         self._calls: dict[int, Call] = {}
         self._next_id = 1
         self._closed_error: VoltError | None = None
@@ -106,6 +110,7 @@ class Connection:
             raise ConnectionLostError(f"cannot connect to the Volt at {self.url}: {exc}") from exc
         self._closed_error = None
         self._reader = asyncio.create_task(self._read_frames(), name=f"volt-reader {self.url}")
+        self._writer = asyncio.create_task(self._write_frames(self._socket), name=f"volt-writer {self.url}")
 
     async def close(self) -> None:
         """Close the socket; calls still open fail with ConnectionLostError."""
@@ -117,6 +122,8 @@ class Connection:
                 await asyncio.wait_for(self._reader, 5)
             except (asyncio.TimeoutError, asyncio.CancelledError):
                 self._reader.cancel()
+        if self._writer is not None:
+            self._writer.cancel()
         self._fail_open_calls(ConnectionLostError("the connection was closed by the client"))
 
     def _fail_open_calls(self, error: VoltError) -> None:
@@ -144,6 +151,8 @@ class Connection:
         self._closed_error = error
         if self._socket is socket:
             self._socket = None
+        if self._writer is not None:
+            self._writer.cancel()
         self._fail_open_calls(error)
 
     @staticmethod
@@ -171,21 +180,55 @@ class Connection:
             except ProtocolError as exc:
                 call._finish(exc)
                 return
-            for out in frames:
-                asyncio.ensure_future(self._write(out))
+            for out in frames:  # queued now, so they precede any later send of this call
+                self._enqueue(out)
             return
         call._feed(incoming)
 
     # ------------------------------------------------------------------ writing
 
+    def _enqueue(self, frame: str | bytes) -> asyncio.Future:
+        """Queue a frame for the writer task; the future settles once it is sent.
+
+        Every frame goes through this one queue, in the order the session made
+        them: a v2 call's invoke, released by the key exchange inside the reader,
+        can never be overtaken by a payload the caller sends right after.
+        """
+        future = asyncio.get_running_loop().create_future()
+        if self._socket is None or self._writer is None or self._writer.done():
+            future.set_exception(self._closed_error or ConnectionLostError("not connected to the Volt"))
+            future.exception()  # a frame nobody waits for (key-exchange flush) must not warn
+            return future
+        self._outbox.append((frame, future))
+        self._outbox_ready.set()
+        return future
+
     async def _write(self, frame: str | bytes) -> None:
-        socket = self._socket
-        if socket is None:
-            raise self._closed_error or ConnectionLostError("not connected to the Volt")
+        await self._enqueue(frame)
+
+    async def _write_frames(self, socket: ClientConnection) -> None:
+        """The writer task: send queued frames in order; websockets paces the sends."""
         try:
-            await socket.send(frame)
+            while True:
+                while not self._outbox:
+                    self._outbox_ready.clear()
+                    await self._outbox_ready.wait()
+                frame, future = self._outbox.popleft()
+                await socket.send(frame)
+                if not future.done():
+                    future.set_result(None)
         except websockets.exceptions.ConnectionClosed as exc:
-            raise ConnectionLostError(f"connection to the Volt lost while sending: {exc}") from exc
+            self._fail_outbox(ConnectionLostError(f"connection to the Volt lost while sending: {exc}"))
+        except asyncio.CancelledError:
+            self._fail_outbox(self._closed_error or ConnectionLostError("the connection was closed"))
+            raise
+
+    def _fail_outbox(self, error: VoltError) -> None:
+        while self._outbox:
+            _, future = self._outbox.popleft()
+            if not future.done():
+                future.set_exception(error)
+                future.exception()
 
     def _allocate(self, method: MethodInfo) -> Call:
         if not self.is_open:
