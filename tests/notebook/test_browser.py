@@ -104,13 +104,20 @@ def jupyterlab(tmp_path):
         if cell["cell_type"] == "code":
             cell["outputs"], cell["execution_count"] = [], None
     (root / NOTEBOOK).write_text(json.dumps(notebook))
+    # JupyterLab 4 leaves cells outside the viewport out of the page ("windowing");
+    # the test reads outputs from the page, so every cell must be rendered.
+    settings = tmp_path / "lab-settings"
+    (settings / "@jupyterlab" / "notebook-extension").mkdir(parents=True)
+    (settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings").write_text(
+        json.dumps({"windowingMode": "none"}))
     port, token = free_port(), secrets.token_hex(16)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
                JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config"))
     process = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
          f"--ServerApp.port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-         "--allow-root", "--LabApp.news_url=", "--LabApp.extension_manager=readonly"],
+         "--allow-root", "--LabApp.news_url=", "--LabApp.extension_manager=readonly",
+         f"--LabApp.user_settings_dir={settings}"],
         env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "lab.log", "wb"),
     )
     base = f"http://127.0.0.1:{port}"
