@@ -182,6 +182,7 @@ def test_live_wire_notebook_renders_and_updates(jupyterlab, browser, tmp_path):
         run_live_wire_notebook(page, *jupyterlab, tmp_path)
     except BaseException:
         save_screenshot(page, tmp_path / "failure.png")
+        (tmp_path / "failure.txt").write_text(page.evaluate("document.body.innerText") or "")
         raise
 
 
