@@ -80,3 +80,14 @@ def test_x25519_spki_prefix_is_checked():
 
 def test_fingerprint_shape():
     assert re.fullmatch(r"[1-9A-HJ-NP-Za-km-z]+", SEED_FINGERPRINT)
+
+
+def test_seen_tokens_refuse_a_second_use_until_expiry():
+    from volt_data.errors import AuthenticationError
+
+    seen = tokens.SeenTokens()
+    seen.claim(b"sig-1", expires=100.0, now=10.0)
+    with pytest.raises(AuthenticationError, match="already used"):
+        seen.claim(b"sig-1", expires=100.0, now=50.0)
+    seen.claim(b"sig-2", expires=200.0, now=150.0)  # sig-1 has expired and is forgotten
+    assert len(seen) == 1

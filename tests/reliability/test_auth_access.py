@@ -107,6 +107,45 @@ async def test_a_replayed_token_after_its_window_is_refused_logged_and_never_run
     assert await _count(owner_config, database_id) == 1  # the replay never executed
 
 
+async def test_a_token_replayed_inside_its_window_is_refused_and_never_runs(
+    local_volt, owner_config, generation, caplog
+):
+    """The exact frames of an accepted INSERT, replayed at once on another connection."""
+    database_id = await _new_database(owner_config, "replay-now")
+    session = session_for(owner_config)
+    request = json.dumps({"start": {"database_id": database_id, "statement": "INSERT INTO t VALUES (1)"}})
+    first = await Wire.open(ws_url(owner_config))
+    recorded: list = []
+    send = first.websocket.send
+
+    async def recording_send(frame):
+        recorded.append(frame)
+        await send(frame)
+
+    first.websocket.send = recording_send
+    try:
+        accepted = await first.call(session, EXECUTE, request)
+    finally:
+        await first.close()
+    assert accepted.ended and accepted.end_error is None, accepted
+
+    replay = await Wire.open(ws_url(owner_config))
+    try:
+        with caplog.at_level(logging.WARNING, logger=SERVER_LOG):
+            for frame in recorded:
+                await replay.websocket.send(frame)
+            answer = session.receive(await asyncio.wait_for(replay.websocket.recv(), 5))
+            if answer.kind == "sealed":  # v1: an encrypted method_end
+                assert b"already used" in session.open(1, [answer])[0]
+            else:
+                assert answer.kind == "envelope_error" and "already used" in answer.error
+            await asyncio.sleep(0.2)
+    finally:
+        await replay.close()
+    assert _refusal_logged(caplog)
+    assert await _count(owner_config, database_id) == 1  # the replay never executed
+
+
 # ---------------------------------------------------------------------------- another connection's call
 
 async def test_frames_for_another_connections_call_are_refused_logged_and_never_run(

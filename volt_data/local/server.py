@@ -33,6 +33,7 @@ from volt_data.local.call import (
     StatusError,
 )
 from volt_data.protocol.envelope import END, INVOKE, encode_end, encode_payload, parse_inner
+from volt_data.protocol.tokens import SeenTokens
 from volt_data.protocol.session import ENVELOPE_ERROR, KEY_EXCHANGE, Caller, Incoming, ServerSession
 from volt_data.schema import METHODS, MethodInfo, message_to_json_text, parse_message
 
@@ -165,6 +166,7 @@ class _Connection:
             ed25519_private_key=state.ed25519_key,
             v1_keys=state.v1_public_key,
             v2_keys=state.v2_public_key,
+            seen_tokens=server.seen_tokens,
         )
         self.callers: dict[tuple[str, int], Caller] = {}  # authenticated, waiting for method_invoke
         self.calls: dict[tuple[str, int], _Call] = {}
@@ -486,6 +488,7 @@ class VoltServer:
     """
 
     def __init__(self, state, services, *, max_size: int = DEFAULT_MAX_SIZE) -> None:
+        self.seen_tokens = SeenTokens()  # shared by every connection: a token opens one call
         self.state = state
         self.services = services
         self.max_size = max_size

@@ -406,8 +406,10 @@ class ServerSession:
         v1_keys: KeyLookup = lambda kid: None,
         v2_keys: KeyLookup = lambda sub: None,
         clock: Callable[[], float] = _now,
+        seen_tokens: Optional[tokens.SeenTokens] = None,
     ) -> None:
         self.volt_id = volt_id
+        self.seen_tokens = seen_tokens if seen_tokens is not None else tokens.SeenTokens()
         self.rsa_private_key = rsa_private_key
         self.ed25519_private_key = ed25519_private_key
         self.v1_keys = v1_keys
@@ -452,7 +454,9 @@ class ServerSession:
             if public_key is None:
                 raise AuthenticationError(f"unknown client key {token.kid}")
             tokens.verify_v1_signature(token, public_key)
-            tokens.check_claims(token.claims, self.volt_id, self.clock())
+            now = self.clock()
+            tokens.check_claims(token.claims, self.volt_id, now)
+            self.seen_tokens.claim(token.signature, token.claims["exp"] + tokens.CLOCK_LEEWAY_SECONDS, now)
         except AuthenticationError as exc:
             exc.refusal_cipher = cipher  # lets the caller encrypt the refusal
             raise
@@ -481,7 +485,9 @@ class ServerSession:
         if public_key is None:
             raise AuthenticationError(f"unknown session {subject}")
         tokens.verify_v2_signature(public_key, exchange.claims, exchange.signature)
-        tokens.check_claims(claims, self.volt_id, self.clock())
+        now = self.clock()
+        tokens.check_claims(claims, self.volt_id, now)
+        self.seen_tokens.claim(exchange.signature, claims["exp"] + tokens.CLOCK_LEEWAY_SECONDS, now)
         exchange_b64 = claims.get("k")
         if not isinstance(exchange_b64, str):
             raise AuthenticationError("token carries no exchange key (k)")

@@ -7,6 +7,7 @@ claims carry the caller's ephemeral X25519 key ``k`` and session id ``sub``.
 """
 from __future__ import annotations
 
+import heapq
 import json
 from dataclasses import dataclass
 
@@ -126,3 +127,31 @@ def check_claims(claims: dict, audience: str, now: float, leeway: int = CLOCK_LE
         raise AuthenticationError("token is not yet valid (iat is in the future)")
     if now - leeway > exp:
         raise AuthenticationError("token has expired")
+
+
+class SeenTokens:
+    """Signatures of the tokens a Volt has accepted, kept until they expire.
+
+    Neither generation carries a nonce, so a token captured on the wire would
+    otherwise open a second call anywhere inside its validity window (a v1
+    replay would even run the captured request again). Clients make a fresh
+    token for every call, so a signature seen twice is a replay. One instance
+    serves every connection of a server.
+    """
+
+    def __init__(self) -> None:
+        self._expiry: dict[bytes, float] = {}
+        self._by_time: list[tuple[float, bytes]] = []
+
+    def __len__(self) -> int:
+        return len(self._expiry)
+
+    def claim(self, signature: bytes, expires: float, now: float) -> None:
+        """Record a token's first use; raise AuthenticationError on a second one."""
+        while self._by_time and self._by_time[0][0] < now:
+            _, old = heapq.heappop(self._by_time)
+            self._expiry.pop(old, None)
+        if signature in self._expiry:
+            raise AuthenticationError("token was already used: a replayed call is refused")
+        self._expiry[signature] = expires
+        heapq.heappush(self._by_time, (expires, signature))
