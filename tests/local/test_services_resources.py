@@ -3,22 +3,12 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from service_harness import IDENTITIES, OTHER_WRITER, OWNER, READER, WRITER, call_method, status_code
 
 from volt_data.local.call import NOT_FOUND, PERMISSION_DENIED
 from volt_data.local.services import VoltServices
 
 VOLT = "/tdx.volt_api.volt.v1.VoltAPI/"
-
-
-@pytest.fixture
-def services(tmp_path):
-    services = VoltServices(tmp_path, "volt-root")
-    for identity in IDENTITIES:
-        services.ensure_home(identity)
-    yield services
-    asyncio.run(services.close())
 
 
 def run(services, method, identity, *requests):

@@ -6,22 +6,12 @@ import base64
 import sqlite3
 
 import pytest
-from service_harness import IDENTITIES, OWNER, READER, WRITER, InProcessCall, call_method, serve, status_code
+from service_harness import OWNER, READER, WRITER, InProcessCall, call_method, serve, status_code
 
 from volt_data.local.call import INVALID_ARGUMENTS, PERMISSION_DENIED
-from volt_data.local.services import VoltServices
 
 DATA = "/tdx.volt_api.data.v1.SqliteDatabaseAPI/"
 EXECUTE = DATA + "Execute"
-
-
-@pytest.fixture
-def services(tmp_path):
-    services = VoltServices(tmp_path, "volt-root")
-    for identity in IDENTITIES:
-        services.ensure_home(identity)
-    yield services
-    asyncio.run(services.close())
 
 
 @pytest.fixture

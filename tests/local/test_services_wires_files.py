@@ -6,8 +6,7 @@ import base64
 import sqlite3
 
 import orjson
-import pytest
-from service_harness import IDENTITIES, OTHER_WRITER, OWNER, READER, WRITER, InProcessCall, call_method, serve, status_code
+from service_harness import OTHER_WRITER, OWNER, READER, WRITER, InProcessCall, call_method, serve, status_code
 
 from volt_data.local.call import NOT_FOUND, PERMISSION_DENIED
 from volt_data.local.services import VoltServices
@@ -15,15 +14,6 @@ from volt_data.local.services.wires import Subscription
 
 WIRE = "/tdx.volt_api.volt.v1.WireAPI/"
 FILE = "/tdx.volt_api.volt.v1.FileAPI/"
-
-
-@pytest.fixture
-def services(tmp_path):
-    services = VoltServices(tmp_path, "volt-root")
-    for identity in IDENTITIES:
-        services.ensure_home(identity)
-    yield services
-    asyncio.run(services.close())
 
 
 def b64(data: bytes) -> str:

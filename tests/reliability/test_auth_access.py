@@ -17,7 +17,7 @@ import pytest
 
 from tests.local.server_harness import Wire, session_for, ws_url
 from volt_data import CallError, VoltClient
-from volt_data.protocol.envelope import encode_end, encode_invoke, encode_payload
+from volt_data.protocol.envelope import encode_payload
 from volt_data.protocol.tokens import CLOCK_LEEWAY_SECONDS, TOKEN_SLACK_SECONDS
 from volt_data.schema import resolve_method
 
@@ -39,6 +39,25 @@ async def _count(config: dict, database_id: str) -> int:
         rows = await client.sql_execute_json({"start": {"database_id": database_id,
                                                         "statement": "SELECT count(*) AS n FROM t"}})
         return rows[0]["n"]
+
+
+async def _record_accepted_call(owner_config: dict, session, request: str) -> list:
+    """Run one call to its accepted end and return the exact frames the client sent."""
+    first = await Wire.open(ws_url(owner_config))
+    recorded: list = []
+    send = first.websocket.send
+
+    async def recording_send(frame):
+        recorded.append(frame)
+        await send(frame)
+
+    first.websocket.send = recording_send
+    try:
+        accepted = await first.call(session, EXECUTE, request)
+    finally:
+        await first.close()
+    assert accepted.ended and accepted.end_error is None, accepted
+    return recorded
 
 
 def _refusal_logged(caplog) -> bool:
@@ -73,20 +92,7 @@ async def test_a_replayed_token_after_its_window_is_refused_logged_and_never_run
     session = session_for(owner_config, clock=lambda: time.time() - shift)
     request = json.dumps({"start": {"database_id": database_id, "statement": "INSERT INTO t VALUES (1)"}})
 
-    first = await Wire.open(ws_url(owner_config))
-    recorded: list = []
-    send = first.websocket.send
-
-    async def recording_send(frame):
-        recorded.append(frame)
-        await send(frame)
-
-    first.websocket.send = recording_send
-    try:
-        accepted = await first.call(session, EXECUTE, request)
-    finally:
-        await first.close()
-    assert accepted.ended and accepted.end_error is None, accepted
+    recorded = await _record_accepted_call(owner_config, session, request)
     assert await _count(owner_config, database_id) == 1
 
     await asyncio.sleep(2.0)  # the token's window has closed
@@ -114,20 +120,7 @@ async def test_a_token_replayed_inside_its_window_is_refused_and_never_runs(
     database_id = await _new_database(owner_config, "replay-now")
     session = session_for(owner_config)
     request = json.dumps({"start": {"database_id": database_id, "statement": "INSERT INTO t VALUES (1)"}})
-    first = await Wire.open(ws_url(owner_config))
-    recorded: list = []
-    send = first.websocket.send
-
-    async def recording_send(frame):
-        recorded.append(frame)
-        await send(frame)
-
-    first.websocket.send = recording_send
-    try:
-        accepted = await first.call(session, EXECUTE, request)
-    finally:
-        await first.close()
-    assert accepted.ended and accepted.end_error is None, accepted
+    recorded = await _record_accepted_call(owner_config, session, request)
 
     replay = await Wire.open(ws_url(owner_config))
     try:
