@@ -19,9 +19,7 @@ size. Run: ``python benchmarks/bench_read_sql.py --rows 200000``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
-import json
 import os
 import subprocess
 import sys

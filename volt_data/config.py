@@ -143,7 +143,7 @@ def load_private_key(pem: str, passphrase: str | bytes | None = None, *, field_n
     password = passphrase.encode() if isinstance(passphrase, str) else passphrase
     try:
         return serialization.load_pem_private_key(data, password=password if encrypted else None)
-    except ValueError as exc:
+    except ValueError:
         if encrypted:
             raise PassphraseError(f"wrong passphrase for '{field_name}'", field=field_name) from None
         raise ConfigError(f"'{field_name}' is not a readable PEM private key", field=field_name) from None
