@@ -207,3 +207,53 @@ async def test_killed_server_fails_calls_fast_committed_data_survives_and_client
             assert kept.column("x").to_pylist() == [1, 2, 3]
     finally:
         volt.kill()
+
+
+async def test_a_resuming_subscription_survives_a_server_restart(tmp_path):
+    """subscribe_wire(resume=True): after the Volt is killed and restarted, chunks flow again."""
+    volt = VoltProcess(tmp_path / "volt")
+    config = await asyncio.to_thread(volt.start)
+    try:
+        async with VoltClient(config) as subscriber, VoltClient(config) as publisher:
+            wire_id = (await publisher.save_wire({"create": True, "resource": {"name": "resume"}}))["resource"]["id"]
+            subscription = await subscriber.subscribe_wire({"wire_id": wire_id}, resume=True)
+            received, resumed = [], asyncio.Event()
+            subscription.on("data", lambda response: received.append(base64.b64decode(response["chunk"])))
+            subscription.on("resumed", resumed.set)
+
+            async def publish(text: str) -> None:
+                call = await publisher.publish_wire({"wire_id": wire_id})
+                await call.send({"chunk": text.encode()})
+                await call.end()
+                await call.wait(10)
+
+            async def arrived(text: str) -> None:
+                while text.encode() not in received:
+                    await asyncio.sleep(0.02)
+
+            await asyncio.sleep(0.2)  # the subscription is registered on the Volt
+            await publish("before")
+            await asyncio.wait_for(arrived("before"), 5)
+
+            volt.kill()
+            await asyncio.sleep(0.5)
+            assert not subscription.done  # a lost connection does not end it
+            await asyncio.to_thread(volt.start)  # same data dir and port
+            await asyncio.wait_for(resumed.wait(), 15)
+            await asyncio.sleep(0.2)
+            await publish("after")  # the publisher's client reconnects by itself
+            await asyncio.wait_for(arrived("after"), 5)
+            assert subscription.resumes == 1
+
+            await subscription.send({"stop": True})
+            await asyncio.wait_for(subscription.wait(), 5)
+            assert received == [b"before", b"after"]
+    finally:
+        volt.kill()
+
+
+async def test_resume_is_only_for_subscriptions(client):
+    from volt_data import RequestError
+
+    with pytest.raises(RequestError, match="only for SubscribeWire"):
+        await client.execute({"start": {"statement": "SELECT 1"}}, resume=True)

@@ -14,8 +14,9 @@ from typing import Any
 from volt_data.client.calls import Call
 from volt_data.client.connection import Connection
 from volt_data.config import ConfigSource, VoltConfig, load_config
-from volt_data.errors import ConnectionLostError
-from volt_data.schema import MethodInfo, method_attribute_names, resolve_method
+from volt_data.client.subscription import ResumingSubscription
+from volt_data.errors import ConnectionLostError, RequestError
+from volt_data.schema import MethodInfo, check_request, method_attribute_names, resolve_method
 
 logger = logging.getLogger("volt_data.client")
 
@@ -115,9 +116,19 @@ class VoltClient:
         request: dict | None = None,
         *,
         batch_mode: bool = False,
+        resume: bool = False,
     ) -> "PendingCall":
-        """Open a streaming call. ``await`` the result to get the :class:`Call`."""
+        """Open a streaming call. ``await`` the result to get the :class:`Call`.
+
+        ``resume=True`` (SubscribeWire only) subscribes again after a lost
+        connection instead of failing (see :class:`ResumingSubscription`).
+        """
         info = method if isinstance(method, MethodInfo) else resolve_method(method)
+        if resume:
+            if info.name != "SubscribeWire":
+                raise RequestError(f"resume=True is only for SubscribeWire, not {info.name}")
+            check_request(info, request)
+            return PendingCall(ResumingSubscription(self, info, request).start())
         return PendingCall(self._open_stream(info, request, batch_mode))
 
     async def _open_stream(self, info: MethodInfo, request: dict | None, batch_mode: bool) -> Call:
@@ -170,8 +181,10 @@ def _make_method(info: MethodInfo):
         method = unary
     else:
 
-        def streaming(self: VoltClient, request: dict | None = None, *, batch_mode: bool = False) -> PendingCall:
-            return self.streaming_call(info, request, batch_mode=batch_mode)
+        def streaming(
+            self: VoltClient, request: dict | None = None, *, batch_mode: bool = False, resume: bool = False
+        ) -> PendingCall:
+            return self.streaming_call(info, request, batch_mode=batch_mode, resume=resume)
 
         method = streaming
     method.__doc__ = (

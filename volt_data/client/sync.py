@@ -18,6 +18,7 @@ from typing import Any, Callable, Coroutine, Iterator
 
 from volt_data.client.api import VoltClient
 from volt_data.client.calls import Call
+from volt_data.client.subscription import ResumingSubscription
 from volt_data.config import ConfigSource
 from volt_data.errors import CallCancelledError, CallTimeoutError
 from volt_data.schema import MethodInfo, method_attribute_names
@@ -208,7 +209,7 @@ class SyncVoltClient:
             return await self.aclient.call(method, request, **kwargs)
 
         result = self._runner.run(any_call())
-        return SyncCall(result, self._runner) if isinstance(result, Call) else result
+        return SyncCall(result, self._runner) if isinstance(result, (Call, ResumingSubscription)) else result
 
     def SqlExecuteJSON(self, request: dict) -> list[dict]:
         return self._runner.run(self.aclient.SqlExecuteJSON(request))
