@@ -60,6 +60,24 @@ async def _record_accepted_call(owner_config: dict, session, request: str) -> li
     return recorded
 
 
+async def _replay_and_expect_refusal(owner_config: dict, session, recorded: list, reason: str, caplog) -> None:
+    """Send recorded frames on a new connection; the Volt must refuse them, say why, and log it."""
+    replay = await Wire.open(ws_url(owner_config))
+    try:
+        with caplog.at_level(logging.WARNING, logger=SERVER_LOG):
+            for frame in recorded:
+                await replay.websocket.send(frame)
+            answer = session.receive(await asyncio.wait_for(replay.websocket.recv(), 5))
+            if answer.kind == "sealed":  # v1: an encrypted method_end the legitimate client could read
+                assert reason.encode() in session.open(1, [answer])[0]
+            else:
+                assert answer.kind == "envelope_error" and reason in answer.error
+            await asyncio.sleep(0.2)  # any further replayed frame has been handled
+    finally:
+        await replay.close()
+    assert _refusal_logged(caplog)
+
+
 def _refusal_logged(caplog) -> bool:
     return any(r.levelno >= logging.WARNING and r.name == SERVER_LOG for r in caplog.records)
 
@@ -96,20 +114,7 @@ async def test_a_replayed_token_after_its_window_is_refused_logged_and_never_run
     assert await _count(owner_config, database_id) == 1
 
     await asyncio.sleep(2.0)  # the token's window has closed
-    replay = await Wire.open(ws_url(owner_config))
-    try:
-        with caplog.at_level(logging.WARNING, logger=SERVER_LOG):
-            for frame in recorded:
-                await replay.websocket.send(frame)
-            answer = session.receive(await asyncio.wait_for(replay.websocket.recv(), 5))
-            if answer.kind == "sealed":  # v1: an encrypted method_end the legitimate client could read
-                assert b"token has expired" in session.open(1, [answer])[0]
-            else:
-                assert answer.kind == "envelope_error" and "token has expired" in answer.error
-            await asyncio.sleep(0.2)  # any further replayed frame has been handled
-    finally:
-        await replay.close()
-    assert _refusal_logged(caplog)
+    await _replay_and_expect_refusal(owner_config, session, recorded, "token has expired", caplog)
     assert await _count(owner_config, database_id) == 1  # the replay never executed
 
 
@@ -122,20 +127,7 @@ async def test_a_token_replayed_inside_its_window_is_refused_and_never_runs(
     request = json.dumps({"start": {"database_id": database_id, "statement": "INSERT INTO t VALUES (1)"}})
     recorded = await _record_accepted_call(owner_config, session, request)
 
-    replay = await Wire.open(ws_url(owner_config))
-    try:
-        with caplog.at_level(logging.WARNING, logger=SERVER_LOG):
-            for frame in recorded:
-                await replay.websocket.send(frame)
-            answer = session.receive(await asyncio.wait_for(replay.websocket.recv(), 5))
-            if answer.kind == "sealed":  # v1: an encrypted method_end
-                assert b"already used" in session.open(1, [answer])[0]
-            else:
-                assert answer.kind == "envelope_error" and "already used" in answer.error
-            await asyncio.sleep(0.2)
-    finally:
-        await replay.close()
-    assert _refusal_logged(caplog)
+    await _replay_and_expect_refusal(owner_config, session, recorded, "already used", caplog)
     assert await _count(owner_config, database_id) == 1  # the replay never executed
 
 
