@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import orjson
 
 from volt_data.errors import ProtocolError
+from volt_data.protocol.json_object import load_json_object
 
 INVOKE = "invoke"
 PAYLOAD = "payload"
@@ -52,12 +53,7 @@ def encode_end(error: str | None = None) -> bytes:
 
 def parse_inner(plaintext: bytes) -> InnerMessage:
     """Parse one decrypted inner message; malformed input is a ProtocolError."""
-    try:
-        message = orjson.loads(plaintext)
-    except orjson.JSONDecodeError as exc:
-        raise ProtocolError("inner message is not JSON") from exc
-    if not isinstance(message, dict):
-        raise ProtocolError("inner message is not a JSON object")
+    message = load_json_object(plaintext, "inner message")
     if "method_payload" in message:
         body = message["method_payload"]
         text = body.get("json_payload") if isinstance(body, dict) else None

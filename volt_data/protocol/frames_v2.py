@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import orjson
 
 from volt_data.errors import ProtocolError
+from volt_data.protocol.json_object import load_json_object
 
 VERSION = 0x01
 KEY_EXCHANGE = 1
@@ -87,13 +88,7 @@ class _Reader:
 def decode_metadata(raw: bytes) -> dict:
     if not raw:
         return {}
-    try:
-        parsed = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ProtocolError("v2 frame metadata is not JSON") from exc
-    if not isinstance(parsed, dict):
-        raise ProtocolError("v2 frame metadata is not a JSON object")
-    return parsed
+    return load_json_object(raw, "v2 frame metadata")
 
 
 def _encode_metadata(metadata: dict | None) -> bytes:

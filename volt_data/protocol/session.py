@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa, x25519
 from volt_data.errors import AuthenticationError, ProtocolError
 from volt_data.protocol import crypto, frames_v2, tokens
 from volt_data.protocol.batch_cipher import decrypt_many
+from volt_data.protocol.json_object import load_json_object
 
 Frame = Union[str, bytes]
 
@@ -107,12 +108,7 @@ def _open_many(cipher: _CallCipher, frames: list[Incoming]) -> list[bytes]:
 
 def parse_v1_frame(text: Union[str, bytes]) -> Incoming:
     """Decode a v1 text frame of either direction."""
-    try:
-        message = orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        raise ProtocolError("v1 frame is not JSON") from exc
-    if not isinstance(message, dict):
-        raise ProtocolError("v1 frame is not a JSON object")
+    message = load_json_object(text, "v1 frame")
     raw_id = message.get("id", message.get("invoke_id"))
     call_id = None
     if raw_id is not None:

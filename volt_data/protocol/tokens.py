@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from volt_data.errors import AuthenticationError, ProtocolError
 from volt_data.protocol import crypto
+from volt_data.protocol.json_object import load_json_object
 
 #: Clients back-date ``iat`` and post-date ``exp`` by this much for clock skew.
 TOKEN_SLACK_SECONDS = 60
@@ -102,13 +103,7 @@ def sign_v2_claims(private_key: ed25519.Ed25519PrivateKey, claims: bytes) -> byt
 
 
 def parse_v2_claims(claims: bytes) -> dict:
-    try:
-        parsed = orjson.loads(claims)
-    except orjson.JSONDecodeError as exc:
-        raise AuthenticationError("token claims are not JSON") from exc
-    if not isinstance(parsed, dict):
-        raise AuthenticationError("token claims must be a JSON object")
-    return parsed
+    return load_json_object(claims, "token claims", AuthenticationError)
 
 
 def verify_v2_signature(public_key: ed25519.Ed25519PublicKey, claims: bytes, signature: bytes) -> None:
