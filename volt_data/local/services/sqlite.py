@@ -23,6 +23,7 @@ from volt_data.local.call import (
     Identity,
     ServerCall,
     StatusError,
+    send_all,
 )
 from volt_data.local.services import csv_import
 from volt_data.local.services.resources import create_or_update
@@ -219,7 +220,8 @@ class SqliteService:
             page_size, sent_in_page = start.page_size, 0
             lines = encode(batch)
             while lines:
-                for line in lines:
+                sent = 0
+                while sent < len(lines):
                     if page_size and sent_in_page >= page_size:
                         request = await call.receive()
                         kind = None if request is None else request.WhichOneof("payload")
@@ -233,8 +235,13 @@ class SqliteService:
                             raise StatusError(INVALID_ARGUMENTS, f"expected 'next' or 'end', got '{kind}'")
                     if call.closed:
                         return False
-                    await call.send(line)
-                    sent_in_page += 1
+                    # As many rows as the page has room for, sealed and written together.
+                    count = len(lines) - sent
+                    if page_size:
+                        count = min(count, page_size - sent_in_page)
+                    await send_all(call, lines[sent:sent + count] if count < len(lines) else lines)
+                    sent += count
+                    sent_in_page += count
                 # Fetching and encoding both run in the worker thread: the loop only sends.
                 lines = await db.run(_fetch_lines, cursor, encode)
         except sqlite3.Error as error:
