@@ -24,8 +24,8 @@ import orjson
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa, x25519
 
 from volt_data.errors import AuthenticationError, ProtocolError
-from volt_data.protocol import crypto, frames_v2, tokens
-from volt_data.protocol.batch_cipher import decrypt_many
+from volt_data.protocol import batch_open, crypto, frames_v2, tokens
+from volt_data.protocol.batch_cipher import DecryptedBatch, decrypt_many
 from volt_data.protocol.batch_seal import BatchSealer
 from volt_data.protocol.json_object import load_json_object
 
@@ -232,11 +232,29 @@ class ClientSession:
             raise ProtocolError(f"no keys for call {call_id}")
         return _open_many(cipher, frames)
 
+    def open_batch(self, call_id: int, frames: list[Frame]) -> DecryptedBatch:
+        """Decrypt sealed frames of one call as they were received, plaintexts left in
+        one buffer (:mod:`volt_data.protocol.batch_open`)."""
+        cipher = self._ciphers.get(call_id)
+        if cipher is None:
+            raise ProtocolError(f"no keys for call {call_id}")
+        return self._open_batch(cipher, call_id, frames)
+
+    def _open_batch(self, cipher: _CallCipher, call_id: int, frames: list[Frame]) -> DecryptedBatch:
+        raise NotImplementedError
+
     def is_ready(self, call_id: int) -> bool:
         return call_id in self._ciphers
 
     def forget(self, call_id: int) -> None:
         self._ciphers.pop(call_id, None)
+
+
+def _sealed(incoming: Incoming, call_id: int) -> Incoming:
+    """``incoming`` if it is a sealed frame of ``call_id``, else a ProtocolError."""
+    if incoming.kind != SEALED or incoming.call_id != call_id:
+        raise ProtocolError(f"expected a sealed frame of call {call_id}, got a {incoming.kind} frame of call {incoming.call_id}")
+    return incoming
 
 
 class ClientV1Session(ClientSession):
@@ -282,6 +300,12 @@ class ClientV1Session(ClientSession):
         if isinstance(frame, bytes):
             raise ProtocolError("a v1 connection received a binary frame")
         return parse_v1_frame(frame)
+
+    def _open_batch(self, cipher: _CallCipher, call_id: int, frames: list[Frame]) -> DecryptedBatch:
+        def ciphertext(frame: Frame) -> bytes:
+            return _sealed(parse_v1_frame(frame), call_id).ciphertext
+
+        return batch_open.open_v1_frames(cipher.key, cipher.iv, call_id, frames, ciphertext)
 
 
 @dataclass
@@ -336,6 +360,13 @@ class ClientV2Session(ClientSession):
         if isinstance(frame, str):
             raise ProtocolError("a v2 connection received a text frame")
         return parse_v2_frame(frame, from_server=True)
+
+    def _open_batch(self, cipher: _CallCipher, call_id: int, frames: list[Frame]) -> DecryptedBatch:
+        def iv_and_ciphertext(frame: Frame) -> tuple[bytes, bytes]:
+            incoming = _sealed(parse_v2_frame(frame, from_server=True), call_id)
+            return incoming.iv, incoming.ciphertext
+
+        return batch_open.open_v2_frames(cipher.key, frames, iv_and_ciphertext)
 
     def accept_key_exchange(self, incoming: Incoming) -> list[Frame]:
         call_id = incoming.call_id
