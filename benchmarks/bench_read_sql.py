@@ -96,7 +96,7 @@ async def count_frames(client, database_id: str) -> int:
             await call._item_ready.wait()
         burst, call._raw = call._raw, []
         frames += len(burst)
-        if session.open(call.id, [burst[-1]])[0].startswith(b'{"method_end"'):
+        if session.open_batch(call.id, [burst[-1]]).message(0).startswith(b'{"method_end"'):
             call._finish(None)
             return frames - 2  # the header and method_end are frames too
 

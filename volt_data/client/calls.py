@@ -13,12 +13,15 @@ import asyncio
 import inspect
 import logging
 from collections import deque
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterator
 
+import numpy as np
 import orjson
 
 from volt_data.errors import CallCancelledError, CallError, CallTimeoutError, ProtocolError, VoltError
 from volt_data.protocol import envelope
+from volt_data.protocol.batch_cipher import DecryptedBatch
+from volt_data.protocol.batch_open import BATCH_FRAMES
 from volt_data.protocol.session import ENVELOPE_ERROR, Incoming
 from volt_data.schema import MethodInfo
 
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("volt_data.client.calls")
 
 EVENTS = ("data", "error", "end")
+_PAYLOAD_PREFIX = b'{"method_payload"'
 _END = object()
 
 
@@ -69,7 +73,7 @@ class Call:
         self._opened = asyncio.get_running_loop().create_future()
         self._last_data: Any = None
         self._error: VoltError | None = None
-        self._raw: list[Incoming] | None = None  # set in batch mode
+        self._raw: list[str | bytes] | None = None  # batch mode: sealed frames as received
         self._iterating = False
         self._unheard_error: BaseException | None = None
         self._unheard_end = False
@@ -133,16 +137,15 @@ class Call:
 
     # ------------------------------------------------------------- from reader
 
-    def _feed(self, incoming: Incoming) -> None:
-        """Called by the connection's reader with each frame for this call."""
+    def _feed(self, incoming: Incoming, frame: str | bytes) -> None:
+        """Called by the connection's reader with each frame for this call (decoded and as received)."""
         if self.ended:
             return
         if incoming.kind == ENVELOPE_ERROR:
             self._finish(CallError(incoming.error or "envelope error", kind="envelope", method=self.method.name))
             return
         if self._raw is not None:
-            self._raw.append(incoming)
-            self._item_ready.set()
+            self._take_raw(frame)
             return
         try:
             plaintext = self.connection.session.open(self.id, [incoming])[0]
@@ -289,40 +292,59 @@ class Call:
         """Switch to batch mode before any response arrives (the data layer's path)."""
         self._raw = []
 
-    async def envelope_batches(self) -> AsyncIterator[list[bytes]]:
-        """Decrypted inner ``method_payload`` messages, in batches of whatever
-        has arrived; ends when the call ends, raising its error."""
+    def _take_raw(self, frame: str | bytes) -> None:
+        """Batch mode: keep a sealed frame for :meth:`envelope_batches` to open with its neighbours."""
+        self._raw.append(frame)
+        self._item_ready.set()
+
+    async def envelope_batches(self) -> AsyncIterator[DecryptedBatch]:
+        """Decrypted inner ``method_payload`` messages, in batches of whatever has
+        arrived (at most ``BATCH_FRAMES``); ends when the call ends, raising its error.
+
+        Each batch is a :class:`DecryptedBatch`: the plaintexts stay in one buffer
+        for the columnar decoder. Other inner messages (``method_end``) are handled
+        in order, between batches.
+        """
         if self._raw is None:
             raise RuntimeError("call is not in batch mode")
         while True:
             while not self._raw and not self.ended:
                 self._item_ready.clear()
                 await self._item_ready.wait()
-            frames, self._raw = self._raw, []
+            if len(self._raw) <= BATCH_FRAMES:
+                frames, self._raw = self._raw, []
+            else:
+                frames = self._raw[:BATCH_FRAMES]
+                del self._raw[:BATCH_FRAMES]
             if frames and self.ended:
                 frames = []  # in flight when the call ended (e.g. cancelled): its keys are gone
             if frames:
                 try:
-                    plaintexts = self.connection.session.open(self.id, frames)
+                    batch = self.connection.session.open_batch(self.id, frames)
                 except ProtocolError as exc:
                     self._finish(exc)
                     raise
-                payloads = []
-                for plaintext in plaintexts:
-                    if plaintext.startswith(b'{"method_payload"'):
-                        payloads.append(plaintext)
-                        continue
-                    inner = envelope.parse_inner(plaintext)
-                    if inner.kind == envelope.PAYLOAD:
-                        payloads.append(plaintext)
-                    else:
-                        if payloads:
-                            yield payloads
-                            payloads = []
-                        self._handle_inner(inner)
-                if payloads:
-                    yield payloads
+                is_payload = batch.starts_with(_PAYLOAD_PREFIX)
+                if is_payload.all():
+                    yield batch
+                else:
+                    for part in self._payload_runs(batch, is_payload):
+                        yield part
             if self.ended and not self._raw:
                 if self._error is not None:
                     raise self._error
                 return
+
+    def _payload_runs(self, batch: DecryptedBatch, is_payload: np.ndarray) -> Iterator[DecryptedBatch]:
+        """The runs of ``method_payload`` messages of ``batch``; other messages are handled where they stand."""
+        first = 0
+        for index in np.flatnonzero(~is_payload).tolist():
+            inner = envelope.parse_inner(batch.message(index))
+            if inner.kind == envelope.PAYLOAD:
+                continue  # a payload in other JSON spacing: the decoder reads it too
+            if index > first:
+                yield batch.subset(first, index)
+            first = index + 1
+            self._handle_inner(inner)
+        if first < len(batch):
+            yield batch.subset(first, len(batch))

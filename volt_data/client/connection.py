@@ -19,9 +19,11 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from volt_data.client.calls import Call
+from volt_data.client.frame_reader import RoutingClientConnection
 from volt_data.config import VoltConfig
 from volt_data.errors import ConnectionLostError, ProtocolError, VoltError
 from volt_data.protocol import envelope
+from volt_data.protocol.frames_v2 import PAYLOAD as PAYLOAD_FRAME
 from volt_data.protocol.session import ENVELOPE_ERROR, KEY_EXCHANGE, client_session_for
 from volt_data.schema import MethodInfo, check_request
 
@@ -30,6 +32,8 @@ logger = logging.getLogger("volt_data.client.connection")
 #: Larger than any frame the Volt sends in practice; the protocol has no framing
 #: limit of its own, so a bound here keeps a broken peer from exhausting memory.
 DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024
+#: Bytes 10-12 of a v2 sealed frame without metadata and with a 16-byte IV.
+V2_USUAL_SEAL = bytes([0, 0, 16])
 #: Seconds ``close()`` waits for the Volt to acknowledge the close handshake.
 CLOSE_TIMEOUT = 2.0
 
@@ -105,10 +109,14 @@ class Connection:
                 # A close handshake on a dead (black-holed) network must not keep
                 # close() waiting for websockets' default 10 s.
                 close_timeout=CLOSE_TIMEOUT,
+                create_connection=RoutingClientConnection,
             )
         except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException) as exc:
             raise ConnectionLostError(f"cannot connect to the Volt at {self.url}: {exc}") from exc
         self._closed_error = None
+        # Data frames now go straight to _route_many as they are read; the reader
+        # task below still sees anything websockets handles itself, and the close.
+        self._socket.route_messages_to(self._route_many)
         self._reader = asyncio.create_task(self._read_frames(), name=f"volt-reader {self.url}")
         self._writer = asyncio.create_task(self._write_frames(self._socket), name=f"volt-writer {self.url}")
 
@@ -161,6 +169,36 @@ class Connection:
         reason = getattr(socket, "close_reason", "") or ""
         return f"code {code}{': ' + reason if reason else ''}" if code else "no close frame"
 
+    def _route_many(self, frames: list) -> None:
+        """Route the data frames of one read; sealed frames of batch-mode calls unparsed.
+
+        A batch-mode call (the data layer's Execute) opens its frames together
+        later (:meth:`Call.envelope_batches`), so here only the call id is read:
+        from the fixed preamble of a v2 sealed frame with no metadata and a
+        16-byte IV, or from the start of a v1 ``{"invoke_id": N, "json_payload": …}``
+        frame. Every other frame takes the general path.
+        """
+        calls = self._calls
+        for frame in frames:
+            call = None
+            try:
+                if frame.__class__ is bytes:
+                    if frame[1] == PAYLOAD_FRAME and frame[10:13] == V2_USUAL_SEAL:
+                        call = calls.get(int.from_bytes(frame[2:10], "big"))
+                elif frame.startswith('{"invoke_id":') and frame.endswith('"}'):
+                    comma = frame.find(",", 13)
+                    if frame.startswith('"json_payload":', comma + 1) or frame.startswith(' "json_payload":', comma + 1):
+                        call = calls.get(int(frame[13:comma]))
+            except (IndexError, ValueError):
+                call = None
+            if call is not None and call._raw is not None and not call.ended:
+                call._take_raw(frame)
+            else:
+                try:
+                    self._route(frame)
+                except Exception:  # noqa: BLE001 - never let one frame break the transport callback
+                    logger.exception("failed to route a frame from the Volt")
+
     def _route(self, frame: str | bytes) -> None:
         try:
             incoming = self.session.receive(frame)
@@ -183,7 +221,7 @@ class Connection:
             for out in frames:  # queued now, so they precede any later send of this call
                 self._enqueue(out)
             return
-        call._feed(incoming)
+        call._feed(incoming, frame)
 
     # ------------------------------------------------------------------ writing
 

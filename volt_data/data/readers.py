@@ -21,6 +21,7 @@ import logging
 import time
 from typing import Any, AsyncIterator, Callable, Coroutine, Iterator
 
+import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
@@ -28,12 +29,14 @@ import pyarrow as pa
 from volt_data.client.api import VoltClient
 from volt_data.client.calls import Call
 from volt_data.client.sync import BackgroundLoop, SyncVoltClient
+from volt_data.data import row_scan
 from volt_data.data import types as policy
 from volt_data.data.decoder import ExecuteDecoder
 from volt_data.data.default import default_client
 from volt_data.data.progress import ProgressOption, make_progress
 from volt_data.data.resolve import resolve_database
 from volt_data.errors import CallCancelledError, CallError, CallTimeoutError, ProtocolError, VoltError
+from volt_data.protocol.batch_cipher import DecryptedBatch
 
 logger = logging.getLogger("volt_data.data.readers")
 
@@ -42,12 +45,17 @@ METADATA_KEY = b"volt_data"
 _ROW_MARK = b'{\\"row\\"'  # how a row response starts inside its (JSON-quoted) envelope
 
 
-def count_rows(envelopes: list[bytes]) -> int:
+def count_rows(envelopes: DecryptedBatch | list[bytes]) -> int:
     """How many of the decrypted Execute envelopes are ``row`` responses.
 
     Paging needs the count as rows arrive, before the decoder has parsed them;
-    the response's first key sits right after the envelope prefix.
+    the response's first key sits right after the envelope prefix (compact
+    envelopes are told apart in bulk, the others one by one).
     """
+    if isinstance(envelopes, DecryptedBatch):
+        compact = row_scan.starts_with_row_prefix(envelopes.buffer, envelopes.starts, envelopes.stops)
+        others = np.flatnonzero(~compact).tolist()
+        return int(compact.sum()) + sum(1 for index in others if _ROW_MARK in envelopes.message(index)[:80])
     return sum(1 for envelope in envelopes if _ROW_MARK in envelope[:80])
 
 
