@@ -58,6 +58,14 @@ def test_joined_offsets_and_reuse_of_one_sealer():
             assert joined[offsets[i]:offsets[i + 1]] == encrypt_cbc(key, ivs[16 * i:16 * i + 16], plaintext)
 
 
+def test_a_fixed_prefix_and_suffix_wrap_every_message():
+    key, prefix, suffix = os.urandom(32), b'{"method_payload":{"json_payload":"', b'"}}'
+    bodies = messages(7)
+    ivs = os.urandom(16 * len(bodies))
+    sealed = BatchSealer(key).encrypt_many(ivs, bodies, prefix=prefix, suffix=suffix)
+    assert sealed == [encrypt_cbc(key, ivs[16 * i:16 * i + 16], prefix + b + suffix) for i, b in enumerate(bodies)]
+
+
 def test_edge_batches():
     sealer = BatchSealer(os.urandom(32))
     assert sealer.encrypt_many(os.urandom(16), []) == []
@@ -190,3 +198,40 @@ def test_seal_many_needs_an_open_call_and_forgets_with_it(keys, generation):
     server.forget(generation, 7)
     with pytest.raises(ProtocolError):
         server.seal_many(generation, 7, [b"x"])
+
+
+def split_framed(data: bytes, header_length) -> list[bytes]:
+    """Cut ``seal_payloads`` output apart again, using the frame header rule under test."""
+    frames, at = [], 0
+    while at < len(data):
+        length, size = header_length(data, at)
+        frames.append(data[at + size:at + size + length])
+        at += size + length
+    return frames
+
+
+def length_header(data: bytes, at: int) -> tuple[int, int]:
+    """The test's framing: a 4-byte big-endian length."""
+    return int.from_bytes(data[at:at + 4], "big"), 4
+
+
+class LengthHeaders(dict):
+    def __missing__(self, length: int) -> bytes:
+        return length.to_bytes(4, "big")
+
+
+@pytest.mark.parametrize("generation", ["v1", "v2"])
+def test_seal_payloads_joins_the_payload_frames_behind_their_headers(keys, generation):
+    client, server = opened_call(keys, generation)
+    texts = [orjson.dumps({"n": n, "text": TEXTS[n % len(TEXTS)] * (n % 7)}).decode() for n in range(200)]
+    data = server.seal_payloads(generation, 7, texts, LengthHeaders())
+    frames = split_framed(data, length_header)
+    assert len(frames) == len(texts)
+    if generation == "v1":  # deterministic: exactly the frames of seal
+        assert frames == [server.seal("v1", 7, encode_payload(t)).encode() for t in texts]
+        frames = [frame.decode() for frame in frames]
+    decoded = [parse_inner(p) for p in client.open(7, [client.receive(f) for f in frames])]
+    assert [m.json for m in decoded] == texts
+    assert server.seal_payloads(generation, 7, [], LengthHeaders()) == b""
+    with pytest.raises(ProtocolError):
+        server.seal_payloads(generation, 8, texts, LengthHeaders())

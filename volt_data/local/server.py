@@ -98,7 +98,7 @@ class _Call:
         self._v1 = generation == "v1"
         websocket = connection.websocket
         self._send_frame = getattr(websocket, "send_message", websocket.send)
-        self._send_frames = getattr(websocket, "send_messages", self._send_frames_one_by_one)
+        self._framed = hasattr(websocket, "send_framed")  # the batch fast path (_CoalescingConnection)
 
     # ---- ServerCall
 
@@ -138,25 +138,25 @@ class _Call:
         texts = [r if type(r) is str else _response_text(r) for r in responses]
         if not texts:
             return
+        session, websocket = self._connection.session, self._connection.websocket
         for index, chunk in enumerate(_chunks(texts, SEND_MANY_CHUNK_BYTES)):
             if index and self._closed:
                 await self._cancel_sender()
-            frames = self._connection.session.seal_many(
-                self.generation, self.call_id, payload_inners(chunk), encoded=True
-            )
-            if self._v1:
-                longest = max(map(len, frames))
-                if longest > V1_CLIENT_FRAME_LIMIT:
-                    logger.warning("%s sent a %d-byte v1 frame: volt_client_web 0.1.x closes the connection "
-                                   "on frames over 1 MiB", self.method.path, longest)
             try:
-                await self._send_frames(frames, self._v1)
+                if self._framed and websocket.frames_writable() and not (
+                        self._v1 and max(map(len, chunk)) > V1_CLIENT_FRAME_LIMIT // 4):
+                    headers = _TEXT_HEADERS if self._v1 else _BINARY_HEADERS
+                    await websocket.send_framed(session.seal_payloads(self.generation, self.call_id, chunk, headers))
+                    continue
+                # Any other state, and v1 rows long enough to break the 0.1.x client:
+                # frame by frame, on the normal path.
+                for frame in session.seal_many(self.generation, self.call_id, payload_inners(chunk)):
+                    if self._v1 and len(frame) > V1_CLIENT_FRAME_LIMIT:
+                        logger.warning("%s sent a %d-byte v1 frame: volt_client_web 0.1.x closes the "
+                                       "connection on frames over 1 MiB", self.method.path, len(frame))
+                    await self._send_frame(frame)
             except ConnectionClosed:
                 await self._cancel_sender()
-
-    async def _send_frames_one_by_one(self, frames: list[bytes], text: bool) -> None:
-        for frame in frames:
-            await self._send_frame(frame.decode() if text else frame)
 
     async def _cancel_sender(self) -> None:
         """The client is gone: the sending task is cancelled, as on any disconnect.
@@ -454,7 +454,8 @@ def _field_description(exc: RequestError) -> str:
 
 
 class _FrameHeaders(dict):
-    """Length -> the header of an unmasked, unfragmented data frame (RFC 6455 §5.2)."""
+    """Length -> the header of an unmasked, unfragmented data frame (RFC 6455 §5.2):
+    what ``_CoalescingConnection.send_framed`` writes before each message."""
 
     def __init__(self, opcode: int) -> None:
         super().__init__()
@@ -543,34 +544,31 @@ class _CoalescingConnection(ServerConnection):
             self._yield_due = False
             await asyncio.sleep(0)
 
-    async def send_messages(self, messages: list[bytes], text: bool = False) -> None:
-        """Send complete messages, in order: UTF-8 text messages if ``text``, else binary.
+    def frames_writable(self) -> bool:
+        """Whether :meth:`send_framed` may be used now.
 
-        The batch hot path (``_Call.send_many``): while the connection is open,
-        no fragmented message is in progress, no extension is active and
-        nothing else waits in the protocol's buffer, a server-to-client data
-        frame is just ``FIN|opcode, length, payload`` (servers do not mask,
-        RFC 6455 §5.1), so the frames of the whole batch are built here and
-        queued as one chunk instead of going through ``websockets``' framing one
-        message at a time (which costs more than sealing a row). In any other
-        state each message takes the normal path (``send_message``), which
-        raises ``ConnectionClosed`` once the connection is closing. Flow control
-        is that of ``send_message``: wait for the drain while the transport is
-        paused, and yield to the loop after every flush so the reader keeps running.
+        While the connection is open, no fragmented message is in progress and
+        no extension is active, a server-to-client data message is just one
+        frame, ``FIN|opcode, length, payload`` (servers do not mask, RFC 6455
+        §5.1), which a caller can build for a whole batch of messages at once
+        instead of going through ``websockets``' framing message by message
+        (which costs more than sealing a row). In any other state messages must
+        take the normal path (``send_message``; it raises ``ConnectionClosed``
+        once the connection is closing).
         """
         protocol = self.protocol
-        if (protocol.state is not State.OPEN or self.send_in_progress is not None
-                or protocol.expect_continuation_frame or protocol.extensions):
-            for message in messages:
-                await self.send_message(message.decode() if text else message)
-            return
-        if protocol.writes:  # e.g. a pong queued by the reader: it goes first
+        return (protocol.state is State.OPEN and self.send_in_progress is None
+                and not protocol.expect_continuation_frame and not protocol.extensions)
+
+    async def send_framed(self, data: bytes) -> None:
+        """Write complete data frames built by the caller (see :meth:`frames_writable`).
+
+        Flow control is that of :meth:`send_message`: wait for the drain while
+        the transport is paused, and yield to the loop after every flush so
+        that the reader keeps running.
+        """
+        if self.protocol.writes:  # e.g. a pong queued by the reader: it goes first
             self.send_data()
-        headers = _TEXT_HEADERS if text else _BINARY_HEADERS
-        parts: list[bytes] = [b""] * (2 * len(messages))
-        parts[0::2] = map(headers.__getitem__, map(len, messages))
-        parts[1::2] = messages
-        data = b"".join(parts)
         self._outgoing.append(data)
         self._outgoing_bytes += len(data)
         if self._outgoing_bytes >= self.FLUSH_BYTES:

@@ -12,8 +12,8 @@ every message that has one is XORed with that message's previous ciphertext
 block (or its IV) and the lot goes through a single AES-ECB call. The result is
 byte for byte what a per-message ``AES-CBC(key, iv, PKCS7(plaintext))`` gives.
 
-Also here: :func:`payload_inners`, the ``method_payload`` inner messages of many
-response texts built in one pass. Pure functions, no I/O.
+Also here: :func:`payload_bodies`, the escaped bodies of many ``method_payload``
+inner messages made in one pass. Pure functions, no I/O.
 """
 from __future__ import annotations
 
@@ -33,12 +33,14 @@ _PADDING = [bytes((BLOCK - r,)) * (BLOCK - r) for r in range(BLOCK)]
 _BLOCK_ITEM = np.dtype((np.void, BLOCK))
 _WORDS = np.dtype(np.uint64)
 
-_PAYLOAD_HEAD = b'{"method_payload":{"json_payload":"'
-_PAYLOAD_TAIL = b'"}}'
+#: ``encode_payload(text)`` is ``PAYLOAD_PREFIX + <text as an escaped JSON string body> + PAYLOAD_SUFFIX``.
+PAYLOAD_PREFIX = b'{"method_payload":{"json_payload":"'
+PAYLOAD_SUFFIX = b'"}}'
 
 
-def payload_inners(texts: Sequence[str]) -> list[bytes]:
-    """``[encode_payload(t) for t in texts]``, with the JSON escaping done in one call.
+def payload_bodies(texts: Sequence[str]) -> list[bytes]:
+    """Each text as the escaped body of a JSON string: the part of
+    ``encode_payload(text)`` between :data:`PAYLOAD_PREFIX` and :data:`PAYLOAD_SUFFIX`.
 
     ``orjson`` escapes the whole list at once; the escaped strings are then cut
     apart at the ``","`` between them. That cut is unambiguous unless an
@@ -50,11 +52,14 @@ def payload_inners(texts: Sequence[str]) -> list[bytes]:
         return []
     joined = orjson.dumps(list(texts))[2:-2]
     if b'\\",' in joined:
-        escaped = [orjson.dumps(text)[1:-1] for text in texts]
-    else:
-        escaped = joined.split(b'","')
-    head, tail = _PAYLOAD_HEAD, _PAYLOAD_TAIL
-    return [head + piece + tail for piece in escaped]
+        return [orjson.dumps(text)[1:-1] for text in texts]
+    return joined.split(b'","')
+
+
+def payload_inners(texts: Sequence[str]) -> list[bytes]:
+    """``[encode_payload(t) for t in texts]``, escaped in one pass (see :func:`payload_bodies`)."""
+    head, tail = PAYLOAD_PREFIX, PAYLOAD_SUFFIX
+    return [head + body + tail for body in payload_bodies(texts)]
 
 
 class BatchSealer:
@@ -70,13 +75,16 @@ class BatchSealer:
         self._encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
         self._ecb = self._encryptor.update
 
-    def encrypt_joined(self, ivs: bytes, plaintexts: Sequence[bytes]) -> tuple[bytes, list[int]]:
-        """Encrypt (AES-256-CBC, PKCS#7) every plaintext; the ciphertexts end to end.
+    def encrypt_joined(self, ivs: bytes, plaintexts: Sequence[bytes], *,
+                       prefix: bytes = b"", suffix: bytes = b"") -> tuple[bytes, list[int]]:
+        """Encrypt (AES-256-CBC, PKCS#7) every message; the ciphertexts end to end.
 
-        ``ivs`` is one 16-byte IV shared by every message (v1) or the IVs of all
-        messages joined (v2: ``16 * len(plaintexts)`` bytes). Returns the joined
-        ciphertexts and the offsets where each one starts, plus the total length
-        at the end (message ``i`` is ``joined[offsets[i]:offsets[i + 1]]``).
+        Message ``i`` is ``prefix + plaintexts[i] + suffix`` (a fixed envelope
+        around each body costs no copy of its own). ``ivs`` is one 16-byte IV
+        shared by every message (v1) or the IVs of all messages joined (v2:
+        ``16 * len(plaintexts)`` bytes). Returns the joined ciphertexts and the
+        offsets where each one starts, plus the total length at the end
+        (message ``i`` is ``joined[offsets[i]:offsets[i + 1]]``).
         """
         count = len(plaintexts)
         if count == 0:
@@ -87,14 +95,22 @@ class BatchSealer:
             chain = np.frombuffer(ivs, dtype=_WORDS).reshape(count, 2)
         else:
             raise ProtocolError(f"{len(ivs)} bytes of IVs for {count} messages")
-        pads = _PADDING
-        padded = b"".join([text + pads[len(text) & 15] for text in plaintexts])
+        # Joined padded messages, built without a Python step per message:
+        # [prefix, body, suffix + padding] for each, one join.
+        lengths = list(map(len, plaintexts))
+        extra = len(prefix) + len(suffix)
+        endings = [suffix + _PADDING[(r + extra) & 15] for r in range(BLOCK)]
+        parts: list[bytes] = [prefix] * (3 * count)
+        parts[1::3] = plaintexts
+        parts[2::3] = map(endings.__getitem__, map((BLOCK - 1).__and__, lengths))
+        padded = b"".join(parts)
         # Blocks as 16-byte items: gathering and scattering them by index is one
         # numpy call each; XOR happens on a uint64 view of the gathered copy.
         plain = np.frombuffer(padded, dtype=_BLOCK_ITEM)
 
         # Per message: how many blocks, and where its first block is.
-        blocks = np.fromiter(map(len, plaintexts), dtype=np.int64, count=count)
+        blocks = np.array(lengths, dtype=np.int64)
+        blocks += extra
         blocks >>= 4
         blocks += 1
         ends = np.cumsum(blocks)
@@ -121,7 +137,13 @@ class BatchSealer:
         offsets = (np.concatenate(([0], ends)) * BLOCK).tolist()
         return cipher.tobytes(), offsets
 
-    def encrypt_many(self, ivs: bytes, plaintexts: Sequence[bytes]) -> list[bytes]:
+    def encrypt_many(self, ivs: bytes, plaintexts: Sequence[bytes], *,
+                     prefix: bytes = b"", suffix: bytes = b"") -> list[bytes]:
         """Like :meth:`encrypt_joined`, one ciphertext per message."""
-        joined, offsets = self.encrypt_joined(ivs, plaintexts)
-        return [joined[start:stop] for start, stop in zip(offsets, offsets[1:])]
+        joined, offsets = self.encrypt_joined(ivs, plaintexts, prefix=prefix, suffix=suffix)
+        return split_joined(joined, offsets)
+
+
+def split_joined(joined: bytes, offsets: list[int]) -> list[bytes]:
+    """``joined[offsets[i]:offsets[i + 1]]`` for every i, sliced without a Python loop."""
+    return list(map(joined.__getitem__, map(slice, offsets, offsets[1:])))
