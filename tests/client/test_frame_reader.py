@@ -14,13 +14,13 @@ from volt_data.client.frame_reader import RoutingClientConnection
 pytestmark = pytest.mark.asyncio
 
 
-async def run_against(handler) -> tuple[list, list, RoutingClientConnection]:
+async def run_against(handler, *, raw_text: bool = False) -> tuple[list, list, RoutingClientConnection]:
     """Connect with routing on, say "go", collect routed messages and what websockets delivers."""
     routed: list = []
     async with serve(handler, "127.0.0.1", 0, compression=None) as server:
         port = server.sockets[0].getsockname()[1]
         async with connect(f"ws://127.0.0.1:{port}", create_connection=RoutingClientConnection, compression=None) as client:
-            assert client.route_messages_to(routed.extend)
+            assert client.route_messages_to(routed.extend, raw_text=raw_text)
             await client.send("go")
             delivered = []
             try:
@@ -96,3 +96,16 @@ async def test_a_frame_over_max_size_closes_the_connection_with_1009() -> None:
                 await client.recv()
     assert routed == [b"small"]
     assert client.protocol.close_sent.code == 1009  # message too big, as plain websockets
+
+
+async def test_raw_text_routes_text_as_bytes_and_hands_back_binary() -> None:
+    async def handler(ws) -> None:
+        await ws.recv()
+        await ws.send('{"invoke_id":1,"json_payload":"QUJD"}')
+        await ws.send("déjà")
+        await ws.send(b"binary on a text-only connection")
+        await ws.send("after")
+
+    routed, delivered, _ = await run_against(handler, raw_text=True)
+    assert routed == [b'{"invoke_id":1,"json_payload":"QUJD"}', "déjà".encode()]
+    assert delivered == [b"binary on a text-only connection", "after"]

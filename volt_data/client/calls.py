@@ -145,7 +145,8 @@ class Call:
             self._finish(CallError(incoming.error or "envelope error", kind="envelope", method=self.method.name))
             return
         if self._raw is not None:
-            self._take_raw(frame)
+            # v1 frames that take the fast route stay bytes; keep the list all bytes.
+            self._take_raw(frame.encode() if frame.__class__ is str else frame)
             return
         try:
             plaintext = self.connection.session.open(self.id, [incoming])[0]

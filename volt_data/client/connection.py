@@ -116,7 +116,8 @@ class Connection:
         self._closed_error = None
         # Data frames now go straight to _route_many as they are read; the reader
         # task below still sees anything websockets handles itself, and the close.
-        self._socket.route_messages_to(self._route_many)
+        # v1 is text only: its frames come as bytes, to be sliced and joined as such.
+        self._socket.route_messages_to(self._route_many, raw_text=not self.session.binary)
         self._reader = asyncio.create_task(self._read_frames(), name=f"volt-reader {self.url}")
         self._writer = asyncio.create_task(self._write_frames(self._socket), name=f"volt-writer {self.url}")
 
@@ -179,25 +180,28 @@ class Connection:
         frame. Every other frame takes the general path.
         """
         calls = self._calls
+        text = not self.session.binary
         for frame in frames:
             call = None
             try:
-                if frame.__class__ is bytes:
-                    if frame[1] == PAYLOAD_FRAME and frame[10:13] == V2_USUAL_SEAL:
-                        call = calls.get(int.from_bytes(frame[2:10], "big"))
-                elif frame.startswith('{"invoke_id":') and frame.endswith('"}'):
-                    comma = frame.find(",", 13)
-                    if frame.startswith('"json_payload":', comma + 1) or frame.startswith(' "json_payload":', comma + 1):
-                        call = calls.get(int(frame[13:comma]))
+                if text:
+                    if frame.startswith(b'{"invoke_id":') and frame.endswith(b'"}'):
+                        comma = frame.find(b",", 13)
+                        if frame.startswith(b'"json_payload":', comma + 1) or frame.startswith(b' "json_payload":', comma + 1):
+                            call = calls.get(int(frame[13:comma]))
+                elif frame[1] == PAYLOAD_FRAME and frame[10:13] == V2_USUAL_SEAL:
+                    call = calls.get(int.from_bytes(frame[2:10], "big"))
             except (IndexError, ValueError):
                 call = None
             if call is not None and call._raw is not None and not call.ended:
-                call._take_raw(frame)
-            else:
-                try:
-                    self._route(frame)
-                except Exception:  # noqa: BLE001 - never let one frame break the transport callback
-                    logger.exception("failed to route a frame from the Volt")
+                call._take_raw(frame)  # v1: checked as ASCII base64 when opened
+                continue
+            try:
+                self._route(frame.decode() if text else frame)
+            except UnicodeDecodeError:
+                logger.warning("dropped a text frame from the Volt that is not UTF-8")
+            except Exception:  # noqa: BLE001 - never let one frame break the transport callback
+                logger.exception("failed to route a frame from the Volt")
 
     def _route(self, frame: str | bytes) -> None:
         try:

@@ -39,18 +39,25 @@ class RoutingClientConnection(ClientConnection):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._route: Callable[[list], None] | None = None
+        self._raw_text = False
         # The start of a frame whose rest has not arrived yet, and how many bytes it
         # needs before it is worth looking at again (a large frame comes in many reads).
         self._partial: bytearray | None = None
         self._needed = 0
 
-    def route_messages_to(self, route: Callable[[list], None]) -> bool:
+    def route_messages_to(self, route: Callable[[list], None], *, raw_text: bool = False) -> bool:
         """Send every later data message to ``route`` (a list per chunk read: str for
         text, bytes for binary). False, and nothing changes, unless the connection is
-        open with no received bytes waiting."""
+        open with no received bytes waiting.
+
+        With ``raw_text`` (for a peer that only sends text), text messages come as
+        their undecoded UTF-8 bytes, so the receiver can slice and join them as
+        bytes; it must check them itself. A binary message is then handed back.
+        """
         if self.protocol.state is not State.OPEN or self.protocol.reader.buffer:
             return False
         self._route = route
+        self._raw_text = raw_text
         return True
 
     def data_received(self, data: bytes) -> None:
@@ -64,6 +71,7 @@ class RoutingClientConnection(ClientConnection):
                 return
             data, self._partial = bytes(self._partial), None
         limit = self.protocol.max_message_size
+        raw_text = self._raw_text
         messages: list = []
         position, size = 0, len(data)
         needed = 2
@@ -86,7 +94,9 @@ class RoutingClientConnection(ClientConnection):
             if end > size:
                 needed = end - position
                 break
-            if first == _BINARY:
+            if first == _BINARY and not raw_text:
+                messages.append(data[position + head : end])
+            elif first == _TEXT and raw_text:
                 messages.append(data[position + head : end])
             elif first == _TEXT:
                 try:
