@@ -82,6 +82,16 @@ def _kind_tables() -> dict[str, np.ndarray]:
 
 _KIND = _kind_tables()
 _NULL_BYTE = _NULL_CELL[3]
+_SEPARATOR_MASK = np.uint64(0xFFFF_0000)
+_QUOTE_MASK = np.uint64(0xFFFF)
+_ESCAPED_QUOTE = np.uint64(int.from_bytes(b'\\"', "little"))
+
+
+def _separators(width: int) -> np.ndarray:
+    """Per cell of a row, the expected bytes 2-3 of its tail word: "}," and, last, "}]"."""
+    expected = np.full(width, int.from_bytes(b"\0\0},", "little"), dtype=np.uint64)
+    expected[-1] = int.from_bytes(b"\0\0}]", "little")
+    return expected
 #: Rows checked at a time: each chunk's bytes (~1 MiB) stay in the CPU cache across
 #: the dozen gathers that check them, instead of each gather missing on every row.
 _CHUNK_ROWS = 4096
@@ -204,24 +214,27 @@ def _value_ranges(
     ends = np.empty_like(cells)  # one past each cell's closing brace
     ends[:, :-1] = cells[:, 1:] - 1
     ends[:, -1] = stops - len(ROW_SUFFIX)
-    if (data[ends[:, :-1]] != _COMMA).any() or (data[ends - 1] != _CLOSE).any():
+    # One word per cell from three bytes before its end: bytes 2-3 are its closing
+    # brace and what follows ("," or, after the last cell, "]"); bytes 0-1 are \" for
+    # a quoted value. One gather checks all of that.
+    tails = words[ends - 3]
+    if ((tails & _SEPARATOR_MASK) != _separators(cells.shape[1])).any():
         return None
     kind_bytes = data[cells + 3]
-    if not _KIND["valid"][kind_bytes].all():
-        return None
+    # No valid-kind check needed: an unknown kind byte has first word 0, which no
+    # cell (its first byte is "{") can match.
     if (words[cells + _KIND["first"][kind_bytes]] != _KIND["first_word"][kind_bytes]).any():
         return None
     opening = _KIND["opening"][kind_bytes]
     if (words[cells + opening - 8] != _KIND["last_word"][kind_bytes]).any():
         return None
     closing = _KIND["closing"][kind_bytes]
+    if (((tails & _QUOTE_MASK) != _ESCAPED_QUOTE) & (closing == len(_QUOTED_END))).any():
+        return None
     value_starts = cells + opening
     value_stops = ends - closing
-    quoted_ends = ends[closing == len(_QUOTED_END)]
-    if (data[quoted_ends - 3] != _BACKSLASH).any() or (data[quoted_ends - 2] != _QUOTE).any():
-        return None
     lengths = value_stops - value_starts
-    if (lengths < 0).any() or (lengths[kind_bytes == _NULL_BYTE] != 0).any():
+    if ((lengths < 0) | ((kind_bytes == _NULL_BYTE) & (lengths != 0))).any():
         return None
     return kind_bytes, value_starts, value_stops
 
@@ -251,12 +264,18 @@ def _column_parts(
     return parts
 
 
+def _as_text_unchecked(values: pa.Array) -> pa.Array:
+    """The binary values as large_string without a UTF-8 pass: for numbers only, where
+    the numeric cast that follows refuses anything that is not an ASCII number."""
+    return pa.Array.from_buffers(pa.large_string(), len(values), values.buffers(), values.null_count, values.offset)
+
+
 def _integers(values: pa.Array) -> pa.Array:
-    return pc.cast(values.cast(pa.large_string()), pa.int64())
+    return pc.cast(_as_text_unchecked(values), pa.int64())
 
 
 def _reals(values: pa.Array) -> pa.Array:
-    texts = values.cast(pa.large_string())
+    texts = _as_text_unchecked(values)
     if pc.any(pc.starts_with(texts, "\\")).as_py():  # "NaN", "Infinity" and numbers sent as strings
         if not pc.all(pc.ends_with(pc.if_else(pc.starts_with(texts, "\\"), texts, '\\"'), '\\"')).as_py():
             raise ValueError("unbalanced quotes around a real")

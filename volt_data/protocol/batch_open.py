@@ -29,7 +29,7 @@ from volt_data.protocol.batch_cipher import BLOCK, DecryptedBatch, as_iv_words, 
 BATCH_FRAMES = 4096
 #: v2 sealed frame without metadata: preamble(10), metadata length(2) = 0, IV length(1) = 16, IV(16).
 V2_HEAD = frames_v2.PREAMBLE_BYTES + 2 + 1 + BLOCK
-_EQUALS, _LETTER_A = ord("="), b"A"
+_EQUALS, _LETTER_A = ord("="), ord("A")
 
 
 def _lengths(frames: Sequence[bytes]) -> np.ndarray:
@@ -91,92 +91,78 @@ def v1_prefix(frame: bytes, call_id: int) -> bytes | None:
 
 
 def open_v1_frames(
-    key: bytes, iv: bytes, call_id: int, frames: Sequence[str | bytes], fallback: Callable[[str | bytes], bytes]
+    key: bytes, iv: bytes, call_id: int, frames: Sequence[bytes], fallback: Callable[[bytes], bytes]
 ) -> DecryptedBatch:
-    """Decrypt v1 text frames (str as websockets delivers them, or UTF-8 bytes) of one call,
-    all under ``key`` and ``iv``.
+    """Decrypt v1 text frames (their UTF-8 bytes) of one call, all under ``key`` and ``iv``.
 
     The base64 of every frame is decoded in one call: the padding ``=`` of each
-    frame becomes ``A`` so the frames' base64 can be joined, and the extra zero
-    bytes that leaves after each ciphertext are dropped again. ``fallback(frame)``
+    frame becomes ``A`` so the frames' base64 can be joined, and the extra bytes
+    that leaves after each ciphertext are dropped again. ``fallback(frame)``
     returns one frame's ciphertext by the general parser (used for the whole
-    batch when the frames do not share the usual prefix).
+    batch when the frames do not share the usual prefix and ending).
     """
     count = len(frames)
     if count == 0:
         return decrypt_joined(key, iv, [])
-    first = frames[0]
-    text = first.__class__ is str
-    # Offsets below count characters of str frames as bytes: true for ASCII, which
-    # the joins check (a frame of this shape is ASCII: the prefix, then base64).
-    join = _join_ascii if text else b"".join
-    try:
-        prefix = v1_prefix(first.encode() if text else first, call_id)
-        if prefix is None:
-            return decrypt_joined(key, iv, [fallback(frame) for frame in frames])
-        skip = len(prefix)
-        lengths = _lengths(frames)
-        body_lengths = lengths - skip - 2
-        if (body_lengths <= 0).any() or not _same_shape(join(frames), lengths, prefix):
-            return decrypt_joined(key, iv, [fallback(frame) for frame in frames])
-        bodies = np.frombuffer(join([frame[skip:-2] for frame in frames]), dtype=np.uint8)
-    except UnicodeEncodeError:
+    if frames[0].__class__ is str:  # as websockets delivers text; the client routes bytes
+        frames = [frame.encode() for frame in frames]
+    prefix = v1_prefix(frames[0], call_id)
+    if prefix is None:
         return decrypt_joined(key, iv, [fallback(frame) for frame in frames])
-    if (body_lengths % 4).any():
-        raise ProtocolError("v1 json_payload is not base64 (length not a multiple of 4)")
-    body_ends = np.cumsum(body_lengths)
-    padding = _padding_per_frame(bodies, body_ends)
-    base64 = bodies.tobytes()
-    if padding.any():
-        base64 = base64.replace(b"=", _LETTER_A)
+    skip = len(prefix)
+    lengths = np.fromiter(map(len, frames), dtype=np.int64, count=count)
+    if (lengths < skip + 2).any() or not _same_shape(b"".join(frames), lengths, prefix):
+        return decrypt_joined(key, iv, [fallback(frame) for frame in frames])
+    body_lengths = lengths - skip - 2
+    if (body_lengths <= 0).any() or (body_lengths % 4).any():
+        raise ProtocolError("v1 json_payload is not base64 (length not a positive multiple of 4)")
+    bodies = bytearray().join([frame[skip:-2] for frame in frames])
+    padding = _unpad_in_place(bodies, np.cumsum(body_lengths))
     try:
-        decoded = pybase64.b64decode(base64, validate=True)
+        # validate: any byte outside the alphabet, or an '=' that was not padding, fails.
+        decoded = pybase64.b64decode(bodies, validate=True)
     except ValueError as exc:
         raise ProtocolError(f"v1 json_payload is not base64: {exc}") from None
     sizes = body_lengths // 4 * 3
     ciphertext_lengths = sizes - padding
-    if not padding.any():
+    padded = np.flatnonzero(padding)
+    if len(padded) == 0:
         return decrypt_buffer(key, as_iv_words(iv, count), decoded, ciphertext_lengths)
     # Drop the bytes the padding turned into: each frame's last ``padding`` bytes.
     decoded_array = np.frombuffer(decoded, dtype=np.uint8)
-    keep_decoded = np.ones(len(decoded_array), dtype=bool)
+    keep = np.ones(len(decoded_array), dtype=bool)
     decoded_ends = np.cumsum(sizes)
-    padded = np.flatnonzero(padding)
-    keep_decoded[decoded_ends[padded] - 1] = False
+    keep[decoded_ends[padded] - 1] = False
     two = padded[padding[padded] == 2]
-    keep_decoded[decoded_ends[two] - 2] = False
-    return decrypt_buffer(key, as_iv_words(iv, count), decoded_array[keep_decoded], ciphertext_lengths)
-
-
-def _join_ascii(parts: Sequence[str]) -> bytes:
-    return "".join(parts).encode("ascii")
+    keep[decoded_ends[two] - 2] = False
+    return decrypt_buffer(key, as_iv_words(iv, count), decoded_array[keep], ciphertext_lengths)
 
 
 def _same_shape(joined: bytes, lengths: np.ndarray, prefix: bytes) -> bool:
-    """Whether every frame (back to back in ``joined``) starts with ``prefix`` and ends
-    with ``"}``, checked 8 bytes at a time."""
-    wire = np.frombuffer(joined + bytes(8), dtype=np.uint8)
+    """Whether every frame, back to back in ``joined``, starts with ``prefix`` (at least
+    8 bytes) and ends with ``"}``: a few 8-byte comparisons per frame, no slicing."""
+    wire = np.frombuffer(joined, dtype=np.uint8)
     words = np.ndarray((len(wire) - 7,), dtype="<u8", buffer=wire, strides=(1,))  # the word at every offset
     ends = np.cumsum(lengths)
     starts = ends - lengths
-    padded = prefix + bytes(-len(prefix) % 8)
-    for offset in range(0, len(prefix), 8):
-        expected = int.from_bytes(padded[offset : offset + 8], "little")
-        mask = (1 << 8 * min(8, len(prefix) - offset)) - 1
-        if ((words[starts + offset] & np.uint64(mask)) != np.uint64(expected)).any():
+    for offset in [*range(0, len(prefix) - 8, 8), len(prefix) - 8]:
+        if (words[starts + offset] != np.uint64(int.from_bytes(prefix[offset : offset + 8], "little"))).any():
             return False
-    return bool(((words[ends - 2] & np.uint64(0xFFFF)) == np.uint64(int.from_bytes(b'"}', "little"))).all())
+    return bool(((words[ends - 8] >> np.uint64(48)) == np.uint64(int.from_bytes(b'"}', "little"))).all())
 
 
-def _padding_per_frame(bodies: np.ndarray, body_ends: np.ndarray) -> np.ndarray:
-    """How many ``=`` end each frame's base64 (0-2); ProtocolError if any stands elsewhere."""
-    padding = np.zeros(len(body_ends), dtype=np.int64)
-    equals = np.flatnonzero(bodies == _EQUALS)
-    if len(equals) == 0:
-        return padding
-    frame = np.searchsorted(body_ends, equals, side="right")
-    from_end = body_ends[frame] - equals  # 1 for the last character, 2 for the one before
-    np.add.at(padding, frame, 1)
-    if (from_end > 2).any() or (from_end > padding[frame]).any():
+def _unpad_in_place(bodies: bytearray, body_ends: np.ndarray) -> np.ndarray:
+    """Turn the padding ``=`` ending each frame's base64 into ``A``; how many each had (0-2).
+
+    Only the last two characters of each frame are looked at: an ``=`` anywhere
+    else is left for the strict decoder to refuse.
+    """
+    view = np.frombuffer(bodies, dtype=np.uint8)
+    last = body_ends - 1
+    pad_last = view[last] == _EQUALS
+    pad_second = view[last - 1] == _EQUALS
+    if (pad_second & ~pad_last).any():
         raise ProtocolError("v1 json_payload has '=' inside its base64")
-    return padding
+    view[last[pad_last]] = _LETTER_A
+    view[last[pad_second] - 1] = _LETTER_A
+    return pad_last.astype(np.int64) + pad_second
