@@ -6,18 +6,22 @@ type (SQLite is dynamically typed, a column may hold several types), integers
 are decimal strings (int64 in proto3 JSON), non-finite reals are the strings
 ``"NaN"``/``"Infinity"``/``"-Infinity"``, blobs standard base64.
 
-Speed comes from compiling, once per result header, an encoder whose fast path
-is one inline type test per column (the type the header announced); any other
-value falls back to the generic per-type encoder. That keeps the common case
-free of function calls per cell.
+Speed comes from encoding a fetched batch column by column: a column of one
+type (the common case) costs a type check and at most one C-level ``map``, and
+each row is then a single ``%`` of a template made for the batch; only columns
+that mix types (NULLs, say) are encoded cell by cell.
 """
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import math
 from json.encoder import encode_basestring  # C-accelerated JSON string quoting
 from typing import Callable, Sequence
+
+import numpy as np
+import orjson
 
 DATA_TYPE_UNKNOWN = "DATA_TYPE_UNKNOWN"
 DATA_TYPE_TEXT = "DATA_TYPE_TEXT"
@@ -84,13 +88,84 @@ def column_types(rows: Sequence[Sequence[object]], width: int) -> list[str]:
     return types
 
 
-_FAST_CELL = {
-    DATA_TYPE_INTEGER: """(('{"integer":"%d"}' % v@) if type(v@) is int else cell(v@))""",
-    DATA_TYPE_TEXT: """(('{"text":' + quote(v@) + '}') if type(v@) is str else cell(v@))""",
-    DATA_TYPE_REAL: """(('{"real":%r}' % v@) if type(v@) is float and v@ - v@ == 0 else cell(v@))""",
-    DATA_TYPE_BLOB: """(('{"blob":"' + b64(v@, newline=False).decode() + '"}') if type(v@) is bytes else cell(v@))""",
-    DATA_TYPE_NULL: """('{"null":true}' if v@ is None else cell(v@))""",
+_NULL_CELL = '{"null":true}'
+_B64_LINE = functools.partial(binascii.b2a_base64, newline=False)
+
+
+def _integers_or_cells(column: Sequence[object]) -> list[str]:
+    return [('{"integer":"%d"}' % v) if type(v) is int else _NULL_CELL if v is None else encode_cell(v)
+            for v in column]
+
+
+def _texts_or_cells(column: Sequence[object]) -> list[str]:
+    return [('{"text":' + encode_basestring(v) + "}") if type(v) is str else _NULL_CELL if v is None
+            else encode_cell(v) for v in column]
+
+
+def _reals_or_cells(column: Sequence[object]) -> list[str]:
+    return [('{"real":%r}' % v) if type(v) is float and v - v == 0 else _NULL_CELL if v is None
+            else encode_cell(v) for v in column]
+
+
+def _cells(column: Sequence[object]) -> list[str]:
+    return [_NULL_CELL if v is None else encode_cell(v) for v in column]
+
+
+#: Per header type, the encoder of a column that mixes types (NULLs, say).
+_MIXED_COLUMN = {
+    DATA_TYPE_INTEGER: _integers_or_cells,
+    DATA_TYPE_TEXT: _texts_or_cells,
+    DATA_TYPE_REAL: _reals_or_cells,
 }
+
+_INT, _STR, _FLOAT, _BYTES, _NONE = {int}, {str}, {float}, {bytes}, {type(None)}
+
+
+def _reals_as_repr(column: Sequence[float]) -> list[str] | None:
+    """``[repr(v) for v in column]`` made by one ``orjson`` call, or None where that is not sure.
+
+    ``repr`` of a float costs more than the rest of its row. ``orjson`` prints
+    the same shortest round-trip digits, and for 1e-4 <= |v| < 1e16 (and zero)
+    the same positional form with a ``.``; outside that range ``repr`` switches
+    to its own exponent form (``1e+16``, ``1e-05``). So this covers columns whose
+    every value lies in that range, and checks the output's form on top (no
+    exponent, one ``.`` per value); anything else is None and goes to ``repr``.
+    """
+    values = np.array(column, dtype=np.float64)
+    magnitudes = np.abs(values)
+    if not (((magnitudes >= 1e-4) & (magnitudes < 1e16)) | (values == 0)).all():  # NaN, inf: False
+        return None
+    joined = orjson.dumps(column)[1:-1]
+    if b"e" in joined or joined.count(b".") != len(column):
+        return None
+    return joined.decode().split(",")
+
+
+def _column(column: Sequence[object], kind: str) -> tuple[str, Sequence[object] | None]:
+    """One column of a batch: its cell's %-format and the values that format takes.
+
+    A column holding one type throughout (the common case) is formatted by the
+    row template itself, from the raw values or from one C-level ``map``; only
+    a column that mixes types is encoded cell by cell. ``None`` for the values:
+    the format is a constant (a column of NULLs).
+    """
+    types = set(map(type, column))
+    if types == _INT:
+        return '{"integer":"%d"}', column
+    if types == _STR:
+        return '{"text":%s}', list(map(encode_basestring, column))
+    if types == _FLOAT:
+        texts = _reals_as_repr(column)
+        if texts is not None:
+            return '{"real":%s}', texts
+        if all(map(math.isfinite, column)):
+            return '{"real":%r}', column
+    if types == _NONE:
+        return _NULL_CELL, None
+    if types == _BYTES:
+        return '{"blob":"%s"}', list(map(bytes.decode, map(_B64_LINE, column)))
+    return "%s", _MIXED_COLUMN.get(kind, _cells)(column)
+
 
 RowEncoder = Callable[[Sequence[Sequence[object]]], list[str]]
 
@@ -98,18 +173,30 @@ RowEncoder = Callable[[Sequence[Sequence[object]]], list[str]]
 def row_encoder(types: Sequence[str]) -> RowEncoder:
     """A function turning a batch of rows into their ``{"row": ...}`` JSON strings.
 
-    ``types`` (from :func:`column_types`) chooses each column's inline fast path.
+    ``types`` (from :func:`column_types`) chooses the cell-by-cell fast path of
+    a column that mixes types. The batch is encoded column by column (see
+    :func:`_column`) and each row is then one ``%`` of a template made for the
+    batch: far fewer Python steps per cell than encoding row by row.
     """
     width = len(types)
-    if width == 0:
-        return lambda rows: ['{"row":{}}' for _ in rows]
-    names = ", ".join(f"v{index}" for index in range(width)) + ","
-    cells = [_FAST_CELL.get(kind, "cell(v@)").replace("@", str(index)) for index, kind in enumerate(types)]
-    template = '{"row":{"column":[' + ",".join(["%s"] * width) + "]}}"
-    source = f"def encode(rows):\n    return [{template!r} % ({', '.join(cells)},) for {names} in rows]\n"
-    namespace: dict = {"cell": encode_cell, "quote": encode_basestring, "b64": binascii.b2a_base64}
-    exec(compile(source, f"<row encoder {width} columns>", "exec"), namespace)
-    return namespace["encode"]
+
+    def encode(rows: Sequence[Sequence[object]]) -> list[str]:
+        if not rows:
+            return []
+        if width == 0:
+            return ['{"row":{}}'] * len(rows)
+        formats, values = [], []
+        for column, kind in zip(zip(*rows), types):
+            cell_format, column_values = _column(column, kind)
+            formats.append(cell_format)
+            if column_values is not None:
+                values.append(column_values)
+        template = '{"row":{"column":[' + ",".join(formats) + "]}}"
+        if not values:
+            return [template] * len(rows)
+        return list(map(template.__mod__, zip(*values)))
+
+    return encode
 
 
 def header_json(names: Sequence[str], types: Sequence[str]) -> str:
