@@ -298,6 +298,11 @@ class Call:
         self._raw.append(frame)
         self._item_ready.set()
 
+    def _take_raw_many(self, frames: list) -> None:
+        """Batch mode: :meth:`_take_raw` for a run of frames."""
+        self._raw.extend(frames)
+        self._item_ready.set()
+
     async def envelope_batches(self) -> AsyncIterator[DecryptedBatch]:
         """Decrypted inner ``method_payload`` messages, in batches of whatever has
         arrived (at most ``BATCH_FRAMES``); ends when the call ends, raising its error.

@@ -175,33 +175,62 @@ class Connection:
 
         A batch-mode call (the data layer's Execute) opens its frames together
         later (:meth:`Call.envelope_batches`), so here only the call id is read:
-        from the fixed preamble of a v2 sealed frame with no metadata and a
-        16-byte IV, or from the start of a v1 ``{"invoke_id": N, "json_payload": …}``
-        frame. Every other frame takes the general path.
+        from the fixed head of a v2 sealed frame with no metadata and a 16-byte
+        IV, or from the start of a v1 ``{"invoke_id": N, "json_payload": …}``
+        frame. Consecutive frames with the same head (a result's rows) go to
+        their call as one run, with one comparison each. Every other frame takes
+        the general path.
         """
-        calls = self._calls
+        run: list = []
+        run_call: Call | None = None
+        run_head = b"\xff"  # no frame starts like this
         text = not self.session.binary
         for frame in frames:
-            call = None
-            try:
-                if text:
-                    if frame.startswith(b'{"invoke_id":') and frame.endswith(b'"}'):
-                        comma = frame.find(b",", 13)
-                        if frame.startswith(b'"json_payload":', comma + 1) or frame.startswith(b' "json_payload":', comma + 1):
-                            call = calls.get(int(frame[13:comma]))
-                elif frame[1] == PAYLOAD_FRAME and frame[10:13] == V2_USUAL_SEAL:
-                    call = calls.get(int.from_bytes(frame[2:10], "big"))
-            except (IndexError, ValueError):
-                call = None
-            if call is not None and call._raw is not None and not call.ended:
-                call._take_raw(frame)  # v1: checked as ASCII base64 when opened
+            if frame.startswith(run_head) and (not text or frame.endswith(b'"}')):
+                run.append(frame)
                 continue
+            if run:
+                run_call._take_raw_many(run)
+                run = []
+            run_call, run_head = self._batch_call_of(frame, text)
+            if run_call is not None:
+                run.append(frame)
+                continue
+            run_head = b"\xff"
             try:
                 self._route(frame.decode() if text else frame)
             except UnicodeDecodeError:
                 logger.warning("dropped a text frame from the Volt that is not UTF-8")
             except Exception:  # noqa: BLE001 - never let one frame break the transport callback
                 logger.exception("failed to route a frame from the Volt")
+        if run:
+            run_call._take_raw_many(run)
+
+    def _batch_call_of(self, frame: bytes, text: bool) -> tuple[Call | None, bytes]:
+        """The batch-mode call a sealed frame belongs to, and the head its call's frames share."""
+        try:
+            if text:
+                if frame.startswith(b'{"invoke_id":') and frame.endswith(b'"}'):
+                    comma = frame.find(b",", 13)
+                    for key in (b'"json_payload":', b' "json_payload":'):
+                        if frame.startswith(key, comma + 1):
+                            head = frame[: comma + 1 + len(key)]
+                            call = self._calls.get(int(frame[13:comma]))
+                            break
+                    else:
+                        return None, b""
+                else:
+                    return None, b""
+            elif frame[1] == PAYLOAD_FRAME and frame[10:13] == V2_USUAL_SEAL:
+                head = frame[:13]
+                call = self._calls.get(int.from_bytes(frame[2:10], "big"))
+            else:
+                return None, b""
+        except (IndexError, ValueError):
+            return None, b""
+        if call is None or call._raw is None or call.ended:
+            return None, b""
+        return call, head
 
     def _route(self, frame: str | bytes) -> None:
         try:
