@@ -66,6 +66,19 @@ def test_a_fixed_prefix_and_suffix_wrap_every_message():
     assert sealed == [encrypt_cbc(key, ivs[16 * i:16 * i + 16], prefix + b + suffix) for i, b in enumerate(bodies)]
 
 
+def test_with_ivs_each_ciphertext_follows_its_iv():
+    key = os.urandom(32)
+    plaintexts = messages(8)
+    ivs = os.urandom(16 * len(plaintexts))
+    joined, offsets = BatchSealer(key).encrypt_joined(ivs, plaintexts, with_ivs=True)
+    assert offsets[-1] == len(joined)
+    for i, plaintext in enumerate(plaintexts):
+        iv = ivs[16 * i:16 * i + 16]
+        assert joined[offsets[i]:offsets[i + 1]] == iv + encrypt_cbc(key, iv, plaintext)
+    with pytest.raises(ValueError):
+        BatchSealer(key).encrypt_joined(ivs[:16], plaintexts, with_ivs=True)
+
+
 def test_edge_batches():
     sealer = BatchSealer(os.urandom(32))
     assert sealer.encrypt_many(os.urandom(16), []) == []

@@ -75,8 +75,8 @@ class BatchSealer:
         self._encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
         self._ecb = self._encryptor.update
 
-    def encrypt_joined(self, ivs: bytes, plaintexts: Sequence[bytes], *,
-                       prefix: bytes = b"", suffix: bytes = b"") -> tuple[bytes, list[int]]:
+    def encrypt_joined(self, ivs: bytes, plaintexts: Sequence[bytes], *, prefix: bytes = b"",
+                       suffix: bytes = b"", with_ivs: bool = False) -> tuple[bytes, list[int]]:
         """Encrypt (AES-256-CBC, PKCS#7) every message; the ciphertexts end to end.
 
         Message ``i`` is ``prefix + plaintexts[i] + suffix`` (a fixed envelope
@@ -84,7 +84,9 @@ class BatchSealer:
         shared by every message (v1) or the IVs of all messages joined (v2:
         ``16 * len(plaintexts)`` bytes). Returns the joined ciphertexts and the
         offsets where each one starts, plus the total length at the end
-        (message ``i`` is ``joined[offsets[i]:offsets[i + 1]]``).
+        (message ``i`` is ``joined[offsets[i]:offsets[i + 1]]``). With
+        ``with_ivs`` (per-message IVs only) each message's IV comes first in its
+        part, ``IV + ciphertext`` as a v2 frame carries them.
         """
         count = len(plaintexts)
         if count == 0:
@@ -95,6 +97,8 @@ class BatchSealer:
             chain = np.frombuffer(ivs, dtype=_WORDS).reshape(count, 2)
         else:
             raise ProtocolError(f"{len(ivs)} bytes of IVs for {count} messages")
+        if with_ivs and len(chain) != count:
+            raise ValueError("with_ivs needs one IV per message")
         # Joined padded messages, built without a Python step per message:
         # [prefix, body, suffix + padding] for each, one join.
         lengths = list(map(len, plaintexts))
@@ -115,24 +119,32 @@ class BatchSealer:
         blocks += 1
         ends = np.cumsum(blocks)
         firsts = ends - blocks
+        # Where each message's blocks go in the output (one block later per
+        # message before it, and one more, when its IV leads).
+        if with_ivs:
+            ends += np.arange(1, count + 1)
+            out_firsts = ends - blocks
+        else:
+            out_firsts = firsts
 
         # Longest messages first: the messages that have a block at position k
         # are then always a prefix of this order, and so are their chains.
         order = np.argsort(-blocks, kind="stable")
-        sorted_firsts = firsts[order]
+        sorted_firsts, sorted_out_firsts = firsts[order], out_firsts[order]
         if len(chain) > 1:
             chain = chain[order]
         # live[k]: how many messages have more than k blocks.
         live_counts = count - np.cumsum(np.bincount(blocks))[:-1]
 
-        cipher = np.empty_like(plain)
+        cipher = np.empty(int(ends[-1]), dtype=_BLOCK_ITEM)
+        if with_ivs:
+            cipher[out_firsts - 1] = np.frombuffer(ivs, dtype=_BLOCK_ITEM)
         ecb = self._ecb
         for position, live in enumerate(live_counts.tolist()):
-            at = sorted_firsts[:live] + position
-            words = plain.take(at).view(_WORDS).reshape(live, 2)
+            words = plain.take(sorted_firsts[:live] + position).view(_WORDS).reshape(live, 2)
             words ^= chain[:live]
             encrypted = ecb(words.tobytes())
-            cipher[at] = np.frombuffer(encrypted, dtype=_BLOCK_ITEM)
+            cipher[sorted_out_firsts[:live] + position] = np.frombuffer(encrypted, dtype=_BLOCK_ITEM)
             chain = np.frombuffer(encrypted, dtype=_WORDS).reshape(live, 2)
         offsets = (np.concatenate(([0], ends)) * BLOCK).tolist()
         return cipher.tobytes(), offsets

@@ -620,13 +620,12 @@ class ServerSession:
             return [[head] * count, encoded, [tail] * count], lengths
         block = crypto.AES_BLOCK_BYTES
         ivs = os.urandom(block * count)
-        joined, offsets = sealer.encrypt_joined(ivs, bodies, prefix=prefix, suffix=suffix)
-        # frames_v2.encode_sealed(PAYLOAD, call_id, None, iv, ciphertext), piece by piece.
+        joined, offsets = sealer.encrypt_joined(ivs, bodies, prefix=prefix, suffix=suffix, with_ivs=True)
+        # frames_v2.encode_sealed(PAYLOAD, call_id, None, iv, ciphertext), as head + (iv + ciphertext).
         head = frames_v2.encode_sealed(frames_v2.PAYLOAD, call_id, None, bytes(block), b"")[:-block]
-        iv_offsets = range(0, block * (count + 1), block)
-        ciphertexts = batch_seal.split_joined(joined, offsets)
-        lengths = list(map((len(head) + block).__add__, map(len, ciphertexts)))
-        return [[head] * count, batch_seal.split_joined(ivs, iv_offsets), ciphertexts], lengths
+        sealed = batch_seal.split_joined(joined, offsets)
+        lengths = list(map(len(head).__add__, map(len, sealed)))
+        return [[head] * count, sealed], lengths
 
     @staticmethod
     def envelope_error(generation: str, call_id: Optional[int], text: str) -> Frame:
