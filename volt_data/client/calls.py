@@ -317,16 +317,12 @@ class Call:
             while not self._raw and not self.ended:
                 self._item_ready.clear()
                 await self._item_ready.wait()
-            if len(self._raw) <= BATCH_FRAMES:
-                frames, self._raw = self._raw, []
-            else:
-                frames = self._raw[:BATCH_FRAMES]
-                del self._raw[:BATCH_FRAMES]
-            if frames and self.ended:
-                frames = []  # in flight when the call ended (e.g. cancelled): its keys are gone
-            if frames:
+            arrived, self._raw = self._raw, []
+            for first in range(0, len(arrived), BATCH_FRAMES):
+                if self.ended:
+                    break  # in flight when the call ended (e.g. cancelled): its keys are gone
                 try:
-                    batch = self.connection.session.open_batch(self.id, frames)
+                    batch = self.connection.session.open_batch(self.id, arrived[first : first + BATCH_FRAMES])
                 except ProtocolError as exc:
                     self._finish(exc)
                     raise
