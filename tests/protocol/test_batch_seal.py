@@ -6,7 +6,6 @@ import random
 
 import orjson
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from volt_data.errors import ProtocolError
 from volt_data.protocol import crypto, frames_v2, session
@@ -112,16 +111,6 @@ def test_payload_inners_are_encode_payload():
 
 
 # ------------------------------------------------------------------ ServerSession.seal_many
-
-
-@pytest.fixture(scope="module")
-def keys():
-    return {
-        "volt_rsa": rsa.generate_private_key(public_exponent=65537, key_size=2048),
-        "client_rsa": rsa.generate_private_key(public_exponent=65537, key_size=2048),
-        "volt_ed": ed25519.Ed25519PrivateKey.generate(),
-        "client_ed": ed25519.Ed25519PrivateKey.generate(),
-    }
 
 
 def opened_call(keys, generation, call_id=7):

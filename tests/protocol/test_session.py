@@ -12,16 +12,6 @@ from volt_data.protocol.envelope import encode_end, encode_invoke, encode_payloa
 VOLT_ID = "did:volt:0f0e0d0c-test"
 
 
-@pytest.fixture(scope="module")
-def keys():
-    return {
-        "volt_rsa": rsa.generate_private_key(public_exponent=65537, key_size=2048),
-        "client_rsa": rsa.generate_private_key(public_exponent=65537, key_size=2048),
-        "volt_ed": ed25519.Ed25519PrivateKey.generate(),
-        "client_ed": ed25519.Ed25519PrivateKey.generate(),
-    }
-
-
 def make_server(keys, clock=None):
     kid = crypto.fingerprint_v1(keys["client_rsa"].public_key())
     return session.ServerSession(
