@@ -102,6 +102,14 @@ def test_v1_prefix_needs_exactly_the_two_keys_of_this_call() -> None:
     assert v1_prefix(b'{"invoke_id":7,"json_payload":"AAAA","client_end":true}', CALL) is None
 
 
+def test_v1_base64_with_json_escapes_is_read_by_the_general_parser() -> None:
+    plaintexts = [os.urandom(40) for _ in range(30)]
+    frames = [v1_frame(plaintext) for plaintext in plaintexts]
+    escaped = [frame.replace("/", "\\/") for frame in frames]  # legal JSON for the same strings
+    assert any("\\/" in frame for frame in escaped)
+    assert open_v1_frames(KEY, V1_IV, CALL, escaped, v1_ciphertext).messages() == plaintexts
+
+
 def test_v1_bad_base64_is_a_protocol_error() -> None:
     good = v1_frame(b"hello")
     body = json.loads(good)["json_payload"]

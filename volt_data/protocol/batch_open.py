@@ -114,15 +114,20 @@ def open_v1_frames(
     if (lengths < skip + 2).any() or not _same_shape(b"".join(frames), lengths, prefix):
         return decrypt_joined(key, iv, [fallback(frame) for frame in frames])
     body_lengths = lengths - skip - 2
-    if (body_lengths <= 0).any() or (body_lengths % 4).any():
-        raise ProtocolError("v1 json_payload is not base64 (length not a positive multiple of 4)")
-    bodies = bytearray().join([frame[skip:-2] for frame in frames])
-    padding = _unpad_in_place(bodies, np.cumsum(body_lengths))
-    try:
-        # validate: any byte outside the alphabet, or an '=' that was not padding, fails.
-        decoded = pybase64.b64decode(bodies, validate=True)
-    except ValueError as exc:
-        raise ProtocolError(f"v1 json_payload is not base64: {exc}") from None
+    decoded = padding = None
+    if not ((body_lengths <= 0).any() or (body_lengths % 4).any()):
+        bodies = bytearray().join([frame[skip:-2] for frame in frames])
+        padding = _unpad_in_place(bodies, np.cumsum(body_lengths))
+        if padding is not None:
+            try:
+                # validate: any byte outside the alphabet, or an '=' that was not padding, fails.
+                decoded = pybase64.b64decode(bodies, validate=True)
+            except ValueError:
+                pass
+    if decoded is None:
+        # Not plain base64 strings (a JSON escape such as \/ is legal there, or the frame
+        # is broken): the general parser reads them, or says what is wrong.
+        return decrypt_joined(key, iv, [fallback(frame) for frame in frames])
     sizes = body_lengths // 4 * 3
     ciphertext_lengths = sizes - padding
     padded = np.flatnonzero(padding)
@@ -151,18 +156,18 @@ def _same_shape(joined: bytes, lengths: np.ndarray, prefix: bytes) -> bool:
     return bool(((words[ends - 8] >> np.uint64(48)) == np.uint64(int.from_bytes(b'"}', "little"))).all())
 
 
-def _unpad_in_place(bodies: bytearray, body_ends: np.ndarray) -> np.ndarray:
+def _unpad_in_place(bodies: bytearray, body_ends: np.ndarray) -> np.ndarray | None:
     """Turn the padding ``=`` ending each frame's base64 into ``A``; how many each had (0-2).
 
     Only the last two characters of each frame are looked at: an ``=`` anywhere
-    else is left for the strict decoder to refuse.
+    else is left for the strict decoder to refuse. None if a frame ends ``=x``.
     """
     view = np.frombuffer(bodies, dtype=np.uint8)
     last = body_ends - 1
     pad_last = view[last] == _EQUALS
     pad_second = view[last - 1] == _EQUALS
     if (pad_second & ~pad_last).any():
-        raise ProtocolError("v1 json_payload has '=' inside its base64")
+        return None
     view[last[pad_last]] = _LETTER_A
     view[last[pad_second] - 1] = _LETTER_A
     return pad_last.astype(np.int64) + pad_second
