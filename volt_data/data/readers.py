@@ -45,18 +45,16 @@ METADATA_KEY = b"volt_data"
 _ROW_MARK = b'{\\"row\\"'  # how a row response starts inside its (JSON-quoted) envelope
 
 
-def count_rows(envelopes: DecryptedBatch | list[bytes]) -> int:
+def count_rows(envelopes: DecryptedBatch) -> int:
     """How many of the decrypted Execute envelopes are ``row`` responses.
 
     Paging needs the count as rows arrive, before the decoder has parsed them;
     the response's first key sits right after the envelope prefix (compact
     envelopes are told apart in bulk, the others one by one).
     """
-    if isinstance(envelopes, DecryptedBatch):
-        compact = row_scan.starts_with_row_prefix(envelopes.buffer, envelopes.starts, envelopes.stops)
-        others = np.flatnonzero(~compact).tolist()
-        return int(compact.sum()) + sum(1 for index in others if _ROW_MARK in envelopes.message(index)[:80])
-    return sum(1 for envelope in envelopes if _ROW_MARK in envelope[:80])
+    compact = row_scan.starts_with_row_prefix(envelopes.buffer, envelopes.starts, envelopes.stops)
+    others = np.flatnonzero(~compact).tolist()
+    return int(compact.sum()) + sum(1 for index in others if _ROW_MARK in envelopes.message(index)[:80])
 
 
 class ExecuteStream:

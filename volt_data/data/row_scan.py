@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from volt_data.data import types as policy
+from volt_data.protocol.batch_cipher import words_at_every_offset
 
 Buffer = bytes | bytearray | memoryview | np.ndarray
 
@@ -46,7 +47,7 @@ _CELL_FORMS = {
     policy.BLOB: (b'{\\"blob\\":\\"', 3),
     policy.REAL: (b'{\\"real\\":', 1),
 }
-_BRACE, _BACKSLASH, _QUOTE, _COMMA, _CLOSE = (ord(c) for c in '{\\",}')
+_BRACE, _BACKSLASH, _QUOTE, _CLOSE = (ord(c) for c in '{\\"}')
 
 
 def _word(literal: bytes, offset: int) -> int:
@@ -58,10 +59,10 @@ def _kind_tables() -> dict[str, np.ndarray]:
 
     Two 8-byte words cover each opening after its known ``{\\"``: one at
     ``first``, one ending where the value starts (real, 9 bytes: both the same).
-    A null cell is an "opening" of 14 bytes with an empty value.
+    A null cell is an "opening" of 14 bytes with an empty value. An unknown kind
+    byte gets first word 0, which no cell (its first byte is "{") can match.
     """
     tables = {
-        "valid": np.zeros(256, dtype=bool),
         "opening": np.zeros(256, dtype=np.int64),
         "closing": np.zeros(256, dtype=np.int64),
         "first": np.zeros(256, dtype=np.int64),
@@ -71,7 +72,6 @@ def _kind_tables() -> dict[str, np.ndarray]:
     for opening, closing in [*_CELL_FORMS.values(), (_NULL_CELL, 0)]:
         kind_byte, size = opening[3], len(opening)
         first = 3 if size >= 11 else size - 8
-        tables["valid"][kind_byte] = True
         tables["opening"][kind_byte] = size
         tables["closing"][kind_byte] = closing
         tables["first"][kind_byte] = first
@@ -92,6 +92,8 @@ def _separators(width: int) -> np.ndarray:
     expected = np.full(width, int.from_bytes(b"\0\0},", "little"), dtype=np.uint64)
     expected[-1] = int.from_bytes(b"\0\0}]", "little")
     return expected
+
+
 #: Rows checked at a time: each chunk's bytes (~1 MiB) stay in the CPU cache across
 #: the dozen gathers that check them, instead of each gather missing on every row.
 _CHUNK_ROWS = 4096
@@ -115,7 +117,7 @@ def scan_rows(
     shortest = len(ROW_PREFIX) + len(ROW_SUFFIX)
     if starts.min() < 0 or stops.max() > len(data) or (stops - starts < shortest).any():
         return None
-    words = _words(data)
+    words = words_at_every_offset(data)
     chunks = []
     for first in range(0, count, _CHUNK_ROWS):
         rows = slice(first, first + _CHUNK_ROWS)
@@ -152,17 +154,12 @@ def starts_with_row_prefix(buffer: Buffer, starts: np.ndarray, stops: np.ndarray
     result = np.asarray(stops, dtype=np.int64) - starts >= len(ROW_PREFIX) + len(ROW_SUFFIX)
     if result.any():
         candidates = starts[result]
-        words = _words(data)
+        words = words_at_every_offset(data)
         # Two words tell a row from a header, status or end; scan_rows checks the rest.
         result[result] = (words[candidates] == _word(ROW_PREFIX, 0)) & (
             words[candidates + _RESPONSE_OFFSET] == _word(ROW_PREFIX, _RESPONSE_OFFSET)
         )
     return result
-
-
-def _words(data: np.ndarray) -> np.ndarray:
-    """The little-endian 8-byte word starting at every byte offset (a strided view, no copy)."""
-    return np.ndarray((max(len(data) - 7, 0),), dtype="<u8", buffer=data, strides=(1,))
 
 
 def _found(words: np.ndarray, data: np.ndarray, positions: np.ndarray, literal: bytes) -> np.ndarray:
@@ -221,8 +218,7 @@ def _value_ranges(
     if ((tails & _SEPARATOR_MASK) != _separators(cells.shape[1])).any():
         return None
     kind_bytes = data[cells + 3]
-    # No valid-kind check needed: an unknown kind byte has first word 0, which no
-    # cell (its first byte is "{") can match.
+    # An unknown kind byte fails here (see _kind_tables).
     if (words[cells + _KIND["first"][kind_bytes]] != _KIND["first_word"][kind_bytes]).any():
         return None
     opening = _KIND["opening"][kind_bytes]

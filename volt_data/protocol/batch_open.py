@@ -3,9 +3,9 @@
 A query result arrives as one sealed frame per row. Parsing each frame into an
 :class:`~volt_data.protocol.session.Incoming` and slicing out its IV and
 ciphertext costs more than decrypting it, so for the frames that have the usual
-shape this module works on all of them together: the frames are joined into one
-buffer, numpy checks every frame's fixed fields at once and gathers IVs and
-ciphertexts, and :func:`~volt_data.protocol.batch_cipher.decrypt_buffer`
+shape this module works on all of them together: numpy checks every frame's
+fixed fields at once, IVs and ciphertexts (v1: one base64 decode) are joined with
+one slice per frame, and :func:`~volt_data.protocol.batch_cipher.decrypt_buffer`
 decrypts everything in one pass. A batch that does not have the usual shape
 (v2 metadata, another IV size; v1 extra keys or other spacing) goes through the
 general per-frame parser instead, so nothing depends on exact bytes. Pure
@@ -19,9 +19,15 @@ import numpy as np
 import orjson
 import pybase64
 
-from volt_data.errors import ProtocolError
 from volt_data.protocol import frames_v2
-from volt_data.protocol.batch_cipher import BLOCK, DecryptedBatch, as_iv_words, decrypt_buffer, decrypt_joined
+from volt_data.protocol.batch_cipher import (
+    BLOCK,
+    DecryptedBatch,
+    as_iv_words,
+    decrypt_buffer,
+    decrypt_joined,
+    words_at_every_offset,
+)
 
 #: Frames opened together at most: about 1 MiB of ciphertext, so every pass over
 #: the batch (here and in the decoder) works in the CPU cache; larger batches are
@@ -110,7 +116,7 @@ def open_v1_frames(
     if prefix is None:
         return decrypt_joined(key, iv, [fallback(frame) for frame in frames])
     skip = len(prefix)
-    lengths = np.fromiter(map(len, frames), dtype=np.int64, count=count)
+    lengths = _lengths(frames)
     if (lengths < skip + 2).any() or not _same_shape(b"".join(frames), lengths, prefix):
         return decrypt_joined(key, iv, [fallback(frame) for frame in frames])
     body_lengths = lengths - skip - 2
@@ -146,8 +152,7 @@ def open_v1_frames(
 def _same_shape(joined: bytes, lengths: np.ndarray, prefix: bytes) -> bool:
     """Whether every frame, back to back in ``joined``, starts with ``prefix`` (at least
     8 bytes) and ends with ``"}``: a few 8-byte comparisons per frame, no slicing."""
-    wire = np.frombuffer(joined, dtype=np.uint8)
-    words = np.ndarray((len(wire) - 7,), dtype="<u8", buffer=wire, strides=(1,))  # the word at every offset
+    words = words_at_every_offset(np.frombuffer(joined, dtype=np.uint8))
     ends = np.cumsum(lengths)
     starts = ends - lengths
     for offset in [*range(0, len(prefix) - 8, 8), len(prefix) - 8]:
